@@ -1,0 +1,135 @@
+package pgstore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+
+	"github.com/lib/pq"
+
+	"github.com/careindex/careindex/loader/store"
+)
+
+// Links returns the persistent link state.
+func (s *Store) Links() store.Links { return links{s} }
+
+type links struct{ s *Store }
+
+func (l links) ByNHS(ctx context.Context, nhs []string) (map[string]store.Link, error) {
+	out := make(map[string]store.Link, len(nhs))
+	if len(nhs) == 0 {
+		return out, nil
+	}
+	rows, err := l.s.db.QueryContext(ctx, `SELECT nhs_number, patient_id, COALESCE(to_char(date_of_birth, 'YYYY-MM-DD'), '')
+		FROM careindex_ops.nhs_link WHERE nhs_number = ANY($1)`, pq.Array(nhs))
+	if err != nil {
+		return nil, fmt.Errorf("looking up NHS number links: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var n string
+		var k store.Link
+		if err := rows.Scan(&n, &k.PatientID, &k.DateOfBirth); err != nil {
+			return nil, fmt.Errorf("looking up NHS number links: %w", err)
+		}
+		out[n] = k
+	}
+	return out, rows.Err()
+}
+
+func (l links) ByLocal(ctx context.Context, org string, ids []string) (map[string]int64, error) {
+	out := make(map[string]int64, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	rows, err := l.s.db.QueryContext(ctx, `SELECT local_id, patient_id FROM careindex_ops.local_link
+		WHERE org_code = $1 AND local_id = ANY($2)`, org, pq.Array(ids))
+	if err != nil {
+		return nil, fmt.Errorf("looking up local links: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var p int64
+		if err := rows.Scan(&id, &p); err != nil {
+			return nil, fmt.Errorf("looking up local links: %w", err)
+		}
+		out[id] = p
+	}
+	return out, rows.Err()
+}
+
+func (l links) NewPatientIDs(ctx context.Context, n int) ([]int64, error) {
+	out := make([]int64, 0, n)
+	if n == 0 {
+		return out, nil
+	}
+	rows, err := l.s.db.QueryContext(ctx, `SELECT nextval('careindex_ops.patient_id_seq') FROM generate_series(1, $1)`, n)
+	if err != nil {
+		return nil, fmt.Errorf("allocating patient ids: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("allocating patient ids: %w", err)
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
+}
+
+func (l links) SaveNHS(ctx context.Context, m map[string]store.Link) error {
+	if len(m) == 0 {
+		return nil
+	}
+	nhs := make([]string, 0, len(m))
+	ids := make([]int64, 0, len(m))
+	dobs := make([]sql.NullString, 0, len(m))
+	for n, k := range m {
+		nhs = append(nhs, n)
+		ids = append(ids, k.PatientID)
+		dobs = append(dobs, sql.NullString{String: k.DateOfBirth, Valid: k.DateOfBirth != ""})
+	}
+	_, err := l.s.db.ExecContext(ctx, `INSERT INTO careindex_ops.nhs_link (nhs_number, patient_id, date_of_birth)
+		SELECT * FROM unnest($1::text[], $2::bigint[], $3::date[])
+		ON CONFLICT (nhs_number) DO UPDATE SET date_of_birth = COALESCE(careindex_ops.nhs_link.date_of_birth, EXCLUDED.date_of_birth)`,
+		pq.Array(nhs), pq.Array(ids), pq.Array(dobs))
+	if err != nil {
+		return fmt.Errorf("saving NHS number links: %w", err)
+	}
+	return nil
+}
+
+func (l links) SaveLocal(ctx context.Context, org string, m map[string]int64) error {
+	if len(m) == 0 {
+		return nil
+	}
+	locals := make([]string, 0, len(m))
+	ids := make([]int64, 0, len(m))
+	for k, v := range m {
+		locals = append(locals, k)
+		ids = append(ids, v)
+	}
+	_, err := l.s.db.ExecContext(ctx, `INSERT INTO careindex_ops.local_link (org_code, local_id, patient_id)
+		SELECT $1, * FROM unnest($2::text[], $3::bigint[])
+		ON CONFLICT (org_code, local_id) DO UPDATE SET patient_id = EXCLUDED.patient_id`,
+		org, pq.Array(locals), pq.Array(ids))
+	if err != nil {
+		return fmt.Errorf("saving local links: %w", err)
+	}
+	return nil
+}
+
+func (l links) AddReviews(ctx context.Context, rs []store.Review) error {
+	for _, r := range rs {
+		if _, err := l.s.db.ExecContext(ctx, `INSERT INTO careindex_ops.review
+			(run_id, source_id, org_code, local_id, nhs_number, patient_id, reason, file, line)
+			VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)
+			ON CONFLICT (org_code, local_id, nhs_number) DO NOTHING`,
+			r.RunID, r.SourceID, r.OrgCode, r.LocalID, r.NHSNumber, r.PatientID, r.Reason, r.File, r.Line); err != nil {
+			return fmt.Errorf("adding review item: %w", err)
+		}
+	}
+	return nil
+}

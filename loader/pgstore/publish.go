@@ -1,0 +1,543 @@
+package pgstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/lib/pq"
+	"go.uber.org/zap"
+
+	"github.com/careindex/careindex/loader/store"
+)
+
+// ErrCheck means a built version failed its checks and was not published.
+var ErrCheck = errors.New("published version failed its checks")
+
+// ErrNoPrevious means there is no kept version to roll back to.
+var ErrNoPrevious = errors.New("no previous version to roll back to")
+
+func partition(table string, version int64) string {
+	return fmt.Sprintf("careindex_data.%s_v%d", table, version)
+}
+
+// BeginVersion allocates a version number and creates its tables, after
+// dropping the tables of versions left half-built by killed runs.
+func (s *Store) BeginVersion(ctx context.Context, runID int64) (store.Version, error) {
+	if err := s.dropBuilding(ctx); err != nil {
+		return nil, err
+	}
+	var v int64
+	if err := s.db.QueryRowContext(ctx, `SELECT nextval('careindex_data.version_seq')`).Scan(&v); err != nil {
+		return nil, fmt.Errorf("allocating version: %w", err)
+	}
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO careindex_data.version (version, run_id) VALUES ($1, $2)`, v, runID); err != nil {
+			return err
+		}
+		for _, t := range publishedTables {
+			if _, err := tx.ExecContext(ctx, fmt.Sprintf(`CREATE TABLE %s (LIKE careindex_data.%s INCLUDING DEFAULTS)`, partition(t.name, v), t.name)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating version %d: %w", v, err)
+	}
+	ver := &version{s: s, n: v}
+	if ver.orgs, err = beginCopy(ctx, s.db, partition("organisation", v), orgCols); err == nil {
+		if ver.patients, err = beginCopy(ctx, s.db, partition("patient", v), patientCols); err == nil {
+			if ver.locations, err = beginCopy(ctx, s.db, partition("record_location", v), locationCols); err == nil {
+				ver.items, err = beginCopy(ctx, s.db, partition("care_item", v), itemCols)
+			}
+		}
+	}
+	if err != nil {
+		ver.Abort(ctx)
+		return nil, fmt.Errorf("creating version %d: %w", v, err)
+	}
+	return ver, nil
+}
+
+// dropBuilding drops versions that never went live (the run building them
+// failed or was killed). The run lock guarantees no other run is building.
+func (s *Store) dropBuilding(ctx context.Context) error {
+	rows, err := s.db.QueryContext(ctx, `SELECT version FROM careindex_data.version WHERE state = 'building'`)
+	if err != nil {
+		return fmt.Errorf("finding unfinished versions: %w", err)
+	}
+	var vs []int64
+	for rows.Next() {
+		var v int64
+		if err := rows.Scan(&v); err != nil {
+			rows.Close()
+			return fmt.Errorf("finding unfinished versions: %w", err)
+		}
+		vs = append(vs, v)
+	}
+	rows.Close()
+	for _, v := range vs {
+		if err := s.dropVersionTables(ctx, v, false); err != nil {
+			return err
+		}
+		if _, err := s.db.ExecContext(ctx, `UPDATE careindex_data.version SET state = 'abandoned' WHERE version = $1`, v); err != nil {
+			return fmt.Errorf("dropping unfinished version %d: %w", v, err)
+		}
+	}
+	return nil
+}
+
+// dropVersionTables detaches (when attached) and drops a version's tables.
+func (s *Store) dropVersionTables(ctx context.Context, v int64, attached bool) error {
+	for _, t := range publishedTables {
+		p := partition(t.name, v)
+		if attached {
+			// CONCURRENTLY takes no lock that blocks readers of the parent.
+			if _, err := s.db.ExecContext(ctx, fmt.Sprintf(`ALTER TABLE careindex_data.%s DETACH PARTITION %s CONCURRENTLY`, t.name, p)); err != nil {
+				var pqErr *pq.Error
+				if !(errors.As(err, &pqErr) && (pqErr.Code == "42P01" || pqErr.Code == "42P16")) {
+					return fmt.Errorf("detaching %s: %w", p, err)
+				}
+			}
+		}
+		if _, err := s.db.ExecContext(ctx, `DROP TABLE IF EXISTS `+p); err != nil {
+			return fmt.Errorf("dropping %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
+type version struct {
+	s                                *Store
+	n                                int64
+	orgs, patients, locations, items *copier
+}
+
+func (v *version) Number() int64 { return v.n }
+
+func (v *version) AddPatient(p store.Patient) error {
+	ctx := context.Background()
+	if p.Status == "withheld" {
+		return v.patients.add(ctx, v.n, p.PatientID, nullable(p.NHSNumber), nil, nil, nil, nil, nil, nil, p.Status)
+	}
+	return v.patients.add(ctx, v.n, p.PatientID, nullable(p.NHSNumber), nullable(p.FamilyName), nullable(p.GivenName),
+		nullable(p.DateOfBirth), nullable(p.Sex), nullable(p.Postcode), nullable(p.GPPractice), p.Status)
+}
+
+func (v *version) AddLocation(l store.Location) error {
+	return v.locations.add(context.Background(), v.n, l.PatientID, l.OrgCode, l.LocalID)
+}
+
+func (v *version) AddItem(i store.Item) error {
+	return v.items.add(context.Background(), v.n, i.PatientID, i.OrgCode, i.Kind, i.CodeSystem, i.Code, i.Display,
+		nullable(i.StartDate), nullable(i.EndDate), i.Status)
+}
+
+func (v *version) AddOrganisation(o store.Organisation) error {
+	var at any
+	if !o.LastDeliveryAt.IsZero() {
+		at = o.LastDeliveryAt
+	}
+	return v.orgs.add(context.Background(), v.n, o.OrgCode, o.Name, o.OrgType, at, o.Stale)
+}
+
+// Finish commits the copies, then adds the version check constraint and
+// the indexes that the parent tables have, so that attaching is instant.
+func (v *version) Finish(ctx context.Context) error {
+	for _, c := range []*copier{v.orgs, v.patients, v.locations, v.items} {
+		if err := c.commit(ctx); err != nil {
+			v.orgs, v.patients, v.locations, v.items = nil, nil, nil, nil
+			return fmt.Errorf("finishing version %d: %w", v.n, err)
+		}
+	}
+	v.orgs, v.patients, v.locations, v.items = nil, nil, nil, nil
+	for _, t := range publishedTables {
+		p := partition(t.name, v.n)
+		stmts := []string{fmt.Sprintf(`ALTER TABLE %s ADD CONSTRAINT %s_v%d_version CHECK (version = %d)`, p, t.name, v.n, v.n)}
+		for _, idx := range t.indexes {
+			unique := ""
+			cols := idx
+			if strings.HasPrefix(idx, "UNIQUE ") {
+				unique, cols = "UNIQUE ", strings.TrimPrefix(idx, "UNIQUE ")
+			}
+			stmts = append(stmts, fmt.Sprintf(`CREATE %sINDEX ON %s %s`, unique, p, cols))
+		}
+		stmts = append(stmts, `ANALYZE `+p)
+		for _, q := range stmts {
+			if _, err := v.s.db.ExecContext(ctx, q); err != nil {
+				return fmt.Errorf("finishing version %d: %s: %w", v.n, t.name, err)
+			}
+		}
+	}
+	return nil
+}
+
+func (v *version) Abort(ctx context.Context) error {
+	for _, c := range []*copier{v.orgs, v.patients, v.locations, v.items} {
+		c.abort()
+	}
+	ctx = context.WithoutCancel(ctx)
+	if err := v.s.dropVersionTables(ctx, v.n, false); err != nil {
+		return err
+	}
+	_, err := v.s.db.ExecContext(ctx, `UPDATE careindex_data.version SET state = 'abandoned' WHERE version = $1`, v.n)
+	return err
+}
+
+// StreamPersons streams the unmerged staged persons of deliveries.
+func (s *Store) StreamPersons(ctx context.Context, deliveries []int64, fn func(store.StagedPerson) error) error {
+	rows, err := s.db.QueryContext(ctx, `SELECT delivery_id, source_id, file, line, org_code, local_id, nhs_number, family_name,
+			given_name, COALESCE(to_char(date_of_birth, 'YYYY-MM-DD'), ''), sex, postcode, gp_practice, sensitive, patient_id
+		FROM careindex_ops.staged_person WHERE delivery_id = ANY($1) AND NOT merged
+		ORDER BY patient_id, delivery_id, line`, pq.Array(deliveries))
+	if err != nil {
+		return fmt.Errorf("reading staged persons: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var p store.StagedPerson
+		if err := rows.Scan(&p.DeliveryID, &p.SourceID, &p.File, &p.Line, &p.OrgCode, &p.LocalID, &p.NHSNumber, &p.FamilyName,
+			&p.GivenName, &p.DateOfBirth, &p.Sex, &p.Postcode, &p.GPPractice, &p.Sensitive, &p.PatientID); err != nil {
+			return fmt.Errorf("reading staged persons: %w", err)
+		}
+		if err := fn(p); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("reading staged persons: %w", err)
+	}
+	return nil
+}
+
+// StreamItems streams the unmerged staged care items of deliveries with
+// the patient their person links to.
+func (s *Store) StreamItems(ctx context.Context, itemDeliveries, personDeliveries []int64, fn func(store.StagedItem) error) error {
+	rows, err := s.db.QueryContext(ctx, `SELECT i.delivery_id, i.source_id, i.file, i.line, i.org_code, i.local_id, i.item_id, i.kind,
+			i.code_system, i.code, i.display, COALESCE(to_char(i.start_date, 'YYYY-MM-DD'), ''),
+			COALESCE(to_char(i.end_date, 'YYYY-MM-DD'), ''), i.status, COALESCE(p.patient_id, 0) AS pid
+		FROM careindex_ops.staged_item i
+		LEFT JOIN LATERAL (SELECT sp.patient_id FROM careindex_ops.staged_person sp
+			WHERE sp.delivery_id = ANY($2) AND sp.org_code = i.org_code AND sp.local_id = i.local_id AND NOT sp.merged
+			ORDER BY sp.delivery_id LIMIT 1) p ON true
+		WHERE i.delivery_id = ANY($1) AND NOT i.merged
+		ORDER BY pid, i.delivery_id, i.line`, pq.Array(itemDeliveries), pq.Array(personDeliveries))
+	if err != nil {
+		return fmt.Errorf("reading staged care items: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var i store.StagedItem
+		if err := rows.Scan(&i.DeliveryID, &i.SourceID, &i.File, &i.Line, &i.OrgCode, &i.LocalID, &i.ItemID, &i.Kind,
+			&i.CodeSystem, &i.Code, &i.Display, &i.StartDate, &i.EndDate, &i.Status, &i.PatientID); err != nil {
+			return fmt.Errorf("reading staged care items: %w", err)
+		}
+		if err := fn(i); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("reading staged care items: %w", err)
+	}
+	return nil
+}
+
+// Swap checks the version and makes it live in one transaction.
+func (s *Store) Swap(ctx context.Context, sw store.Swap) error {
+	for _, o := range sw.Sources {
+		if !o.Balanced() {
+			return fmt.Errorf("%w: source %s does not balance: %d in, %d loaded + %d quarantined + %d withheld + %d merged",
+				ErrCheck, o.SourceID, o.RowsIn, o.Loaded, o.Quarantined, o.Withheld, o.Merged)
+		}
+	}
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		// Serialise with rollbacks and other publishers.
+		if _, err := tx.ExecContext(ctx, `LOCK TABLE careindex_data.live IN EXCLUSIVE MODE`); err != nil {
+			return fmt.Errorf("locking live pointer: %w", err)
+		}
+		if err := checkVersion(ctx, tx, sw); err != nil {
+			return err
+		}
+		for _, t := range publishedTables {
+			if _, err := tx.ExecContext(ctx, fmt.Sprintf(`ALTER TABLE careindex_data.%s ATTACH PARTITION %s FOR VALUES IN (%d)`,
+				t.name, partition(t.name, sw.Version), sw.Version)); err != nil {
+				return fmt.Errorf("attaching %s: %w", t.name, err)
+			}
+		}
+		var stale []string
+		for _, o := range sw.Sources {
+			if o.Stale {
+				stale = append(stale, o.SourceID)
+			}
+		}
+		stmts := []struct {
+			q    string
+			args []any
+		}{
+			{`UPDATE careindex_data.version SET state = 'kept' WHERE state = 'live'`, nil},
+			{`UPDATE careindex_data.version SET state = 'live', published_at = now(), register_hash = $2, stale_sources = $3 WHERE version = $1`,
+				[]any{sw.Version, sw.RegisterHash, strings.Join(stale, ",")}},
+			{`INSERT INTO careindex_data.live (one, version) VALUES (true, $1) ON CONFLICT (one) DO UPDATE SET version = EXCLUDED.version`,
+				[]any{sw.Version}},
+			{`UPDATE careindex_ops.run SET published_version = $2 WHERE run_id = $1`, []any{sw.RunID, sw.Version}},
+		}
+		for _, st := range stmts {
+			if _, err := tx.ExecContext(ctx, st.q, st.args...); err != nil {
+				return fmt.Errorf("swapping in version %d: %w", sw.Version, err)
+			}
+		}
+		for _, o := range sw.Sources {
+			var did any
+			if o.DeliveryID != 0 {
+				did = o.DeliveryID
+			}
+			reason := ""
+			if o.Stale {
+				reason = o.Error
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO careindex_ops.version_delivery (version, source_id, delivery_id, stale, stale_reason)
+				VALUES ($1, $2, $3, $4, $5)`, sw.Version, o.SourceID, did, o.Stale, reason); err != nil {
+				return fmt.Errorf("recording deliveries of version %d: %w", sw.Version, err)
+			}
+			if o.DeliveryID != 0 {
+				if _, err := tx.ExecContext(ctx, `UPDATE careindex_ops.delivery SET status = 'published' WHERE delivery_id = $1`, o.DeliveryID); err != nil {
+					return fmt.Errorf("recording deliveries of version %d: %w", sw.Version, err)
+				}
+			}
+		}
+		if err := insertOutcomes(ctx, tx, sw.RunID, sw.Sources); err != nil {
+			return err
+		}
+		for _, r := range sw.Rejects {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO careindex_ops.quarantine (run_id, source_id, file, line, reason, raw)
+				VALUES ($1, $2, $3, $4, $5, $6)`, sw.RunID, r.SourceID, r.File, r.Line, r.Reason, r.Raw); err != nil {
+				return fmt.Errorf("recording publish-time quarantine: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	// The new version is live; tidying old ones must not undo that.
+	if err := s.retire(ctx, sw.Keep); err != nil {
+		s.log.Warn("could not retire old versions; the next publish tries again", zap.Error(err))
+	}
+	return nil
+}
+
+// checkVersion refuses a version whose contents disagree with what the
+// pipeline built, or that carries data of a withheld patient.
+func checkVersion(ctx context.Context, tx *sql.Tx, sw store.Swap) error {
+	v := sw.Version
+	counts := []struct {
+		table string
+		want  int
+	}{{"patient", sw.Patients}, {"record_location", sw.Locations}, {"care_item", sw.Items}}
+	for _, c := range counts {
+		var got int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM `+partition(c.table, v)).Scan(&got); err != nil {
+			return fmt.Errorf("checking version %d: %w", v, err)
+		}
+		if got != c.want {
+			return fmt.Errorf("%w: version %d has %d %s rows, the run built %d", ErrCheck, v, got, c.table, c.want)
+		}
+	}
+	checks := []struct{ what, q string }{
+		{"withheld patients carrying demographics", fmt.Sprintf(`SELECT count(*) FROM %s WHERE status = 'withheld'
+			AND (family_name IS NOT NULL OR given_name IS NOT NULL OR date_of_birth IS NOT NULL OR sex IS NOT NULL
+			     OR postcode IS NOT NULL OR gp_practice IS NOT NULL)`, partition("patient", v))},
+		{"patients with a status other than shared or withheld", fmt.Sprintf(`SELECT count(*) FROM %s WHERE status NOT IN ('shared', 'withheld')`, partition("patient", v))},
+		{"record locations of withheld or missing patients", fmt.Sprintf(`SELECT count(*) FROM %s l
+			WHERE NOT EXISTS (SELECT 1 FROM %s p WHERE p.patient_id = l.patient_id AND p.status = 'shared')`,
+			partition("record_location", v), partition("patient", v))},
+		{"care items of withheld or missing patients", fmt.Sprintf(`SELECT count(*) FROM %s i
+			WHERE NOT EXISTS (SELECT 1 FROM %s p WHERE p.patient_id = i.patient_id AND p.status = 'shared')`,
+			partition("care_item", v), partition("patient", v))},
+		{"care items from an organisation that holds no record of the patient", fmt.Sprintf(`SELECT count(*) FROM %s i
+			WHERE NOT EXISTS (SELECT 1 FROM %s l WHERE l.patient_id = i.patient_id AND l.org_code = i.org_code)`,
+			partition("care_item", v), partition("record_location", v))},
+	}
+	for _, c := range checks {
+		var n int
+		if err := tx.QueryRowContext(ctx, c.q).Scan(&n); err != nil {
+			return fmt.Errorf("checking version %d: %w", v, err)
+		}
+		if n != 0 {
+			return fmt.Errorf("%w: version %d has %d %s", ErrCheck, v, n, c.what)
+		}
+	}
+	return nil
+}
+
+// retire drops versions beyond the newest keep (live included) and the
+// staged rows of deliveries no kept version uses. Failure here leaves
+// extra data behind but never touches the live version, so it is logged.
+func (s *Store) retire(ctx context.Context, keep int) error {
+	if keep < 2 {
+		keep = 2
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT version FROM careindex_data.version WHERE state IN ('kept', 'rolled_back')
+		ORDER BY (state = 'kept') DESC, version DESC`)
+	if err != nil {
+		return fmt.Errorf("listing kept versions: %w", err)
+	}
+	var kept []int64
+	for rows.Next() {
+		var v int64
+		if err := rows.Scan(&v); err != nil {
+			rows.Close()
+			return fmt.Errorf("listing kept versions: %w", err)
+		}
+		kept = append(kept, v)
+	}
+	rows.Close()
+	var retired []int64
+	if len(kept) > keep-1 {
+		retired = kept[keep-1:]
+	}
+	for _, v := range retired {
+		if err := s.dropVersionTables(ctx, v, true); err != nil {
+			s.log.Warn("could not drop an old version; it will be tried again after the next publish", zap.Int64("version", v), zap.Error(err))
+			continue
+		}
+		if _, err := s.db.ExecContext(ctx, `UPDATE careindex_data.version SET state = 'retired' WHERE version = $1`, v); err != nil {
+			return fmt.Errorf("retiring version %d: %w", v, err)
+		}
+	}
+	_, err = s.db.ExecContext(ctx, `WITH unused AS (
+			SELECT d.delivery_id FROM careindex_ops.delivery d WHERE d.status = 'published' AND NOT EXISTS (
+				SELECT 1 FROM careindex_ops.version_delivery vd JOIN careindex_data.version v ON v.version = vd.version
+				WHERE vd.delivery_id = d.delivery_id AND v.state IN ('live', 'kept', 'rolled_back')))
+		, p AS (DELETE FROM careindex_ops.staged_person WHERE delivery_id IN (SELECT delivery_id FROM unused))
+		, i AS (DELETE FROM careindex_ops.staged_item WHERE delivery_id IN (SELECT delivery_id FROM unused))
+		UPDATE careindex_ops.delivery SET status = 'superseded' WHERE delivery_id IN (SELECT delivery_id FROM unused)`)
+	if err != nil {
+		return fmt.Errorf("removing superseded staged rows: %w", err)
+	}
+	return nil
+}
+
+// Rollback makes the newest kept version live again. The version rolled
+// back from is kept (state rolled_back) until it is retired.
+func (s *Store) Rollback(ctx context.Context, runID int64) (from, to store.Publication, err error) {
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `LOCK TABLE careindex_data.live IN EXCLUSIVE MODE`); err != nil {
+			return fmt.Errorf("locking live pointer: %w", err)
+		}
+		if err := tx.QueryRowContext(ctx, `SELECT v.version, v.run_id, v.published_at FROM careindex_data.live l
+			JOIN careindex_data.version v ON v.version = l.version`).Scan(&from.Version, &from.RunID, &from.PublishedAt); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				return ErrNoPrevious
+			}
+			return fmt.Errorf("reading live version: %w", err)
+		}
+		if err := tx.QueryRowContext(ctx, `SELECT version, run_id, published_at FROM careindex_data.version
+			WHERE state = 'kept' AND version < $1 ORDER BY version DESC LIMIT 1`, from.Version).Scan(&to.Version, &to.RunID, &to.PublishedAt); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				return ErrNoPrevious
+			}
+			return fmt.Errorf("finding previous version: %w", err)
+		}
+		for _, st := range []struct {
+			q    string
+			args []any
+		}{
+			{`UPDATE careindex_data.version SET state = 'rolled_back' WHERE version = $1`, []any{from.Version}},
+			{`UPDATE careindex_data.version SET state = 'live' WHERE version = $1`, []any{to.Version}},
+			{`UPDATE careindex_data.live SET version = $1`, []any{to.Version}},
+			{`UPDATE careindex_ops.run SET published_version = $1 WHERE run_id = $2`, []any{to.Version, runID}},
+		} {
+			if _, err := tx.ExecContext(ctx, st.q, st.args...); err != nil {
+				return fmt.Errorf("rolling back: %w", err)
+			}
+		}
+		return nil
+	})
+	return from, to, err
+}
+
+// Status reports the live version, recent runs and every source's state.
+func (s *Store) Status(ctx context.Context, n int) (store.Status, error) {
+	var st store.Status
+	if live, ok, err := s.Live(ctx); err != nil {
+		return st, err
+	} else if ok {
+		st.Live = &live
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT run_id, kind, started_at, finished_at, status, message, COALESCE(published_version, 0)
+		FROM careindex_ops.run ORDER BY run_id DESC LIMIT $1`, n)
+	if err != nil {
+		return st, fmt.Errorf("reading runs: %w", err)
+	}
+	for rows.Next() {
+		var r store.RunSummary
+		var fin sql.NullTime
+		var status string
+		if err := rows.Scan(&r.RunID, &r.Kind, &r.StartedAt, &fin, &status, &r.Message, &r.Version); err != nil {
+			rows.Close()
+			return st, fmt.Errorf("reading runs: %w", err)
+		}
+		r.Status = store.RunStatus(status)
+		if fin.Valid {
+			t := fin.Time
+			r.FinishedAt = &t
+		}
+		r.Sources = []store.SourceOutcome{}
+		st.Runs = append(st.Runs, r)
+	}
+	rows.Close()
+	for i := range st.Runs {
+		srows, err := s.db.QueryContext(ctx, `SELECT source_id, org_code, status, COALESCE(delivery_id, 0), delivery, rows_in, loaded,
+			quarantined, withheld, merged, stale, error FROM careindex_ops.run_source WHERE run_id = $1 ORDER BY source_id`, st.Runs[i].RunID)
+		if err != nil {
+			return st, fmt.Errorf("reading run sources: %w", err)
+		}
+		for srows.Next() {
+			var o store.SourceOutcome
+			if err := srows.Scan(&o.SourceID, &o.OrgCode, &o.Status, &o.DeliveryID, &o.Delivery, &o.RowsIn, &o.Loaded,
+				&o.Quarantined, &o.Withheld, &o.Merged, &o.Stale, &o.Error); err != nil {
+				srows.Close()
+				return st, fmt.Errorf("reading run sources: %w", err)
+			}
+			st.Runs[i].Sources = append(st.Runs[i].Sources, o)
+		}
+		srows.Close()
+	}
+	srows, err := s.db.QueryContext(ctx, `SELECT ss.source_id, ss.org_code, COALESCE(d.name, ''), d.received_at, ss.last_attempt_at,
+			COALESCE(vd.stale, false), COALESCE(vd.stale_reason, '')
+		FROM careindex_ops.source_state ss
+		LEFT JOIN careindex_data.live l ON true
+		LEFT JOIN careindex_ops.version_delivery vd ON vd.version = l.version AND vd.source_id = ss.source_id
+		LEFT JOIN careindex_ops.delivery d ON d.delivery_id = vd.delivery_id
+		ORDER BY ss.source_id`)
+	if err != nil {
+		return st, fmt.Errorf("reading sources: %w", err)
+	}
+	defer srows.Close()
+	for srows.Next() {
+		var ss store.SourceState
+		var at, attempt sql.NullTime
+		if err := srows.Scan(&ss.SourceID, &ss.OrgCode, &ss.Delivery, &at, &attempt, &ss.Stale, &ss.StaleReason); err != nil {
+			return st, fmt.Errorf("reading sources: %w", err)
+		}
+		if at.Valid {
+			t := at.Time
+			ss.LastDeliveryAt = &t
+		}
+		if attempt.Valid {
+			t := attempt.Time
+			ss.LastAttemptAt = &t
+		}
+		st.Sources = append(st.Sources, ss)
+	}
+	if st.Runs == nil {
+		st.Runs = []store.RunSummary{}
+	}
+	slices.SortFunc(st.Sources, func(a, b store.SourceState) int { return strings.Compare(a.SourceID, b.SourceID) })
+	return st, srows.Err()
+}

@@ -1,0 +1,301 @@
+// Package store is the contract between careindex's pipeline and a
+// regional store backend (PostgreSQL in production, SQLite embedded).
+//
+// A backend keeps three things: the ops data (run ledger, deliveries and
+// their staged rows, quarantine, link state, review queue), the published
+// versions of the index, and the pointer to the live version. The pipeline
+// drives it in this order for one run:
+//
+//	StartRun → (per source) BeginDelivery → Stager.Add… → Stager.Commit
+//	         → BeginVersion → StreamPersons/StreamItems → Version.Add… → Version.Finish
+//	         → Swap (one transaction: the new version goes live) → FinishRun
+//
+// Everything before Swap is invisible to readers of the published store, so
+// a run killed anywhere before Swap leaves the live version as it was.
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/careindex/careindex/transform/record"
+)
+
+// Store is a regional store backend.
+type Store interface {
+	// Migrate creates or upgrades the schemas and the reader role. It is
+	// idempotent.
+	Migrate(ctx context.Context) error
+	// Close releases the connections.
+	Close() error
+
+	// StartRun records a new run and returns its id.
+	StartRun(ctx context.Context, info RunInfo) (int64, error)
+	// FinishRun records how a run ended. It may be called after ctx is
+	// cancelled with a context.WithoutCancel context.
+	FinishRun(ctx context.Context, runID int64, status RunStatus, message string, sources []SourceOutcome) error
+
+	// CurrentDelivery returns the delivery of sourceID in the live index.
+	CurrentDelivery(ctx context.Context, sourceID string) (Delivery, bool, error)
+	// BeginDelivery starts staging a delivery. Any earlier staged but never
+	// published delivery of the same source is discarded.
+	BeginDelivery(ctx context.Context, runID int64, d Delivery) (Stager, error)
+
+	// Links gives the linker its persistent state.
+	Links() Links
+
+	// BeginVersion starts building a new published version.
+	BeginVersion(ctx context.Context, runID int64) (Version, error)
+	// StreamPersons calls fn for every staged person of the given
+	// deliveries that was not merged or held for review, ordered by patient id.
+	StreamPersons(ctx context.Context, deliveries []int64, fn func(StagedPerson) error) error
+	// StreamItems calls fn for every staged, unmerged care item of the given
+	// item deliveries, with the patient id of the person at the same
+	// organisation in the given person deliveries (0 when there is none),
+	// ordered by patient id.
+	StreamItems(ctx context.Context, itemDeliveries, personDeliveries []int64, fn func(StagedItem) error) error
+	// Swap checks the finished version and makes it live in one
+	// transaction, recording the sources' outcomes and state.
+	Swap(ctx context.Context, s Swap) error
+	// Live returns the live publication, if any.
+	Live(ctx context.Context) (Publication, bool, error)
+	// Rollback makes the previous kept version live again.
+	Rollback(ctx context.Context, runID int64) (from, to Publication, err error)
+
+	// Status reports the recent runs and the state of every source.
+	Status(ctx context.Context, runs int) (Status, error)
+}
+
+// RunStatus is how a run ended.
+type RunStatus string
+
+// Run statuses.
+const (
+	RunRunning   RunStatus = "running"
+	RunSucceeded RunStatus = "succeeded"
+	RunUnchanged RunStatus = "unchanged" // succeeded; nothing new to publish
+	RunFailed    RunStatus = "failed"
+	RunBlocked   RunStatus = "blocked" // publication refused: objection register missing, unreadable or stale
+	RunAbandoned RunStatus = "abandoned"
+)
+
+// RunInfo describes a run as it starts.
+type RunInfo struct {
+	Kind    string // run, rollback
+	Sources []string
+	Started time.Time
+}
+
+// Delivery is one night's file set or query result from one source.
+type Delivery struct {
+	ID         int64
+	SourceID   string
+	OrgCode    string
+	Kind       string // persons or care_items
+	Name       string // file name(s) or query name
+	Hash       string // SHA-256 of the content
+	ReceivedAt time.Time
+	// Counts made while staging.
+	RowsIn      int
+	Quarantined int
+	Merged      int
+}
+
+// Reject is a row that goes to quarantine.
+type Reject struct {
+	SourceID string
+	File     string
+	Line     int
+	Reason   string
+	Raw      string
+}
+
+// StagedPerson is a person record with the patient it links to.
+type StagedPerson struct {
+	record.Person
+	DeliveryID int64
+	PatientID  int64
+}
+
+// StagedItem is a care item with the patient its person links to.
+type StagedItem struct {
+	record.CareItem
+	DeliveryID int64
+	PatientID  int64 // 0: no person with this local id at the organisation
+}
+
+// Stager stages one delivery's rows. Nothing staged is visible to readers.
+type Stager interface {
+	AddPersons(ctx context.Context, ps []StagedPerson) error
+	AddItems(ctx context.Context, items []record.CareItem) error
+	AddRejects(ctx context.Context, rs []Reject) error
+	// SetHash records the content hash once it is known (a query result
+	// is hashed as it streams).
+	SetHash(ctx context.Context, hash string) error
+	// Commit marks duplicate keys within the delivery as merged (the first
+	// row of a key wins), stores the counts and returns the delivery.
+	Commit(ctx context.Context, rowsIn int) (Delivery, error)
+	// Abort discards the staged rows.
+	Abort(ctx context.Context) error
+}
+
+// Link is the persistent link of one NHS number.
+type Link struct {
+	PatientID   int64
+	DateOfBirth string
+}
+
+// Review is a record held for the data quality team.
+type Review struct {
+	RunID     int64
+	SourceID  string
+	OrgCode   string
+	LocalID   string
+	NHSNumber string
+	PatientID int64 // the patient the NHS number links to
+	Reason    string
+	File      string
+	Line      int
+}
+
+// Links is the persistent link state.
+type Links interface {
+	ByNHS(ctx context.Context, nhs []string) (map[string]Link, error)
+	ByLocal(ctx context.Context, org string, localIDs []string) (map[string]int64, error)
+	NewPatientIDs(ctx context.Context, n int) ([]int64, error)
+	SaveNHS(ctx context.Context, links map[string]Link) error
+	SaveLocal(ctx context.Context, org string, links map[string]int64) error
+	AddReviews(ctx context.Context, rs []Review) error
+}
+
+// Version is a published version being built. Rows added are invisible
+// to readers until Swap.
+type Version interface {
+	Number() int64
+	AddPatient(p Patient) error
+	AddLocation(l Location) error
+	AddItem(i Item) error
+	AddOrganisation(o Organisation) error
+	// Finish flushes the rows and builds the indexes.
+	Finish(ctx context.Context) error
+	// Abort drops the version.
+	Abort(ctx context.Context) error
+}
+
+// Patient is a published patient row.
+type Patient struct {
+	PatientID   int64
+	NHSNumber   string
+	FamilyName  string
+	GivenName   string
+	DateOfBirth string
+	Sex         string
+	Postcode    string
+	GPPractice  string
+	Status      string // shared or withheld
+}
+
+// Location is a published record location.
+type Location struct {
+	PatientID int64
+	OrgCode   string
+	LocalID   string
+}
+
+// Item is a published care item.
+type Item struct {
+	PatientID  int64
+	OrgCode    string
+	Kind       string
+	CodeSystem string
+	Code       string
+	Display    string
+	StartDate  string
+	EndDate    string
+	Status     string
+}
+
+// Organisation is a published organisation row.
+type Organisation struct {
+	OrgCode        string
+	Name           string
+	OrgType        string
+	LastDeliveryAt time.Time
+	Stale          bool
+}
+
+// SourceOutcome is one source's line in the run ledger.
+type SourceOutcome struct {
+	SourceID    string
+	OrgCode     string
+	Status      string // new, unchanged, failed, skipped
+	DeliveryID  int64  // the delivery in the index after this run (0: none)
+	Delivery    string // its name
+	RowsIn      int
+	Loaded      int
+	Quarantined int
+	Withheld    int
+	Merged      int
+	Stale       bool
+	Error       string // why it failed (never patient data)
+}
+
+// Balanced reports whether rows in = loaded + quarantined + withheld + merged.
+func (o SourceOutcome) Balanced() bool {
+	return o.RowsIn == o.Loaded+o.Quarantined+o.Withheld+o.Merged
+}
+
+// Swap is what goes live in one transaction.
+type Swap struct {
+	RunID        int64
+	Version      int64
+	RegisterHash string
+	Sources      []SourceOutcome
+	// Rejects are rows quarantined while publishing (care items whose
+	// person is not in the organisation's delivery).
+	Rejects []Reject
+	// Patients is the number of patient rows expected in the version;
+	// Locations and Items likewise. Swap refuses a version that disagrees.
+	Patients, Locations, Items int
+	Keep                       int // versions kept, the live one included
+}
+
+// Publication is one published version.
+type Publication struct {
+	Version      int64
+	RunID        int64
+	PublishedAt  time.Time
+	RegisterHash string
+	// Stale lists the sources flagged stale in this publication.
+	Stale []string
+}
+
+// RunSummary is one run in the ledger.
+type RunSummary struct {
+	RunID      int64           `json:"run_id"`
+	Kind       string          `json:"kind"`
+	StartedAt  time.Time       `json:"started_at"`
+	FinishedAt *time.Time      `json:"finished_at,omitempty"`
+	Status     RunStatus       `json:"status"`
+	Message    string          `json:"message,omitempty"`
+	Version    int64           `json:"published_version,omitempty"`
+	Sources    []SourceOutcome `json:"sources"`
+}
+
+// SourceState is the state of one source in the live index.
+type SourceState struct {
+	SourceID       string     `json:"source_id"`
+	OrgCode        string     `json:"org_code"`
+	Delivery       string     `json:"delivery,omitempty"`
+	LastDeliveryAt *time.Time `json:"last_delivery_at,omitempty"`
+	LastAttemptAt  *time.Time `json:"last_attempt_at,omitempty"`
+	Stale          bool       `json:"stale"`
+	StaleReason    string     `json:"stale_reason,omitempty"`
+}
+
+// Status is what `careindex status` shows.
+type Status struct {
+	Live    *Publication  `json:"live,omitempty"`
+	Runs    []RunSummary  `json:"runs"`
+	Sources []SourceState `json:"sources"`
+}

@@ -1,0 +1,164 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/robfig/cron/v3"
+)
+
+var (
+	idPattern  = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+	odsPattern = regexp.MustCompile(`^[A-Z0-9]{3,10}$`)
+	orgTypes   = []string{"gp_practice", "hospital", "community", "mental_health", "social_care", "other"}
+	itemKinds  = []string{"encounter", "problem", "medication", "allergy", "alert", "care_plan", "social_care"}
+)
+
+// Validate reports every problem in the configuration at once, joined,
+// each wrapped with ErrInvalid. It never includes a DSN's password.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...)))
+	}
+	if !strings.HasPrefix(c.Store, "postgres://") && !strings.HasPrefix(c.Store, "postgresql://") && !strings.HasPrefix(c.Store, "sqlite:") {
+		bad("store: %q is neither postgres://… nor sqlite:PATH", RedactDSN(c.Store))
+	}
+	if _, err := time.LoadLocation(c.Timezone); err != nil {
+		bad("timezone: %q is not a known time zone", c.Timezone)
+	}
+	if c.Objections.Register.Path == "" {
+		bad("objections.register.path: required (the folder the objection register is delivered to)")
+	}
+	if _, err := filepath.Match(c.Objections.Register.Pattern, "x"); err != nil {
+		bad("objections.register.pattern: %v", err)
+	}
+	if c.Objections.MaxAge < 0 {
+		bad("objections.max_age: must be positive")
+	}
+	if c.Publish.Schedule != "" {
+		if _, err := cron.ParseStandard(c.Publish.Schedule); err != nil {
+			bad("publish.schedule: %q: %v", c.Publish.Schedule, err)
+		}
+	}
+	if c.Publish.KeepVersions < 2 {
+		bad("publish.keep_versions: at least 2 (the live version and the previous one)")
+	}
+	if len(c.Sources) == 0 {
+		bad("sources: at least one source is required")
+	}
+	seen := map[string]bool{}
+	for i, s := range c.Sources {
+		name := fmt.Sprintf("sources[%d]", i)
+		if s.ID != "" {
+			name = fmt.Sprintf("source %q", s.ID)
+		}
+		sb := func(format string, args ...any) { bad(name+": "+format, args...) }
+		switch {
+		case s.ID == "":
+			sb("id: required")
+		case !idPattern.MatchString(s.ID):
+			sb("id: use lower case letters, digits and dashes")
+		case seen[s.ID]:
+			sb("id: used by another source")
+		}
+		seen[s.ID] = true
+		if !odsPattern.MatchString(s.Org) {
+			sb("org: %q is not an ODS code (3 to 10 letters and digits)", s.Org)
+		}
+		if s.OrgType != "" && !slices.Contains(orgTypes, s.OrgType) {
+			sb("org_type: %q is not one of %s", s.OrgType, strings.Join(orgTypes, ", "))
+		}
+		var fields []string
+		switch s.Kind {
+		case "persons":
+			fields = PersonFields
+			for _, req := range []string{"local_id"} {
+				if s.Columns[req] == "" {
+					sb("columns.%s: required for a persons source", req)
+				}
+			}
+		case "care_items":
+			fields = CareItemFields
+			for _, req := range []string{"local_id", "code"} {
+				if s.Columns[req] == "" {
+					sb("columns.%s: required for a care_items source", req)
+				}
+			}
+			if s.Columns["kind"] == "" && !slices.Contains(itemKinds, s.ItemKind) {
+				sb("item_kind: %q is not one of %s (or map a kind column)", s.ItemKind, strings.Join(itemKinds, ", "))
+			}
+		default:
+			sb("kind: %q is neither persons nor care_items", s.Kind)
+		}
+		for k, v := range s.Columns {
+			if fields != nil && !slices.Contains(fields, k) {
+				sb("columns.%s: not a %s field (fields: %s)", k, s.Kind, strings.Join(fields, ", "))
+			}
+			if strings.TrimSpace(v) == "" {
+				sb("columns.%s: empty column name", k)
+			}
+		}
+		switch {
+		case s.From.Folder != nil && s.From.SQL != nil:
+			sb("from: give either folder or sql, not both")
+		case s.From.Folder != nil:
+			if s.From.Folder.Path == "" {
+				sb("from.folder.path: required")
+			}
+			if s.From.Folder.Pattern == "" {
+				sb("from.folder.pattern: required")
+			} else if _, err := filepath.Match(s.From.Folder.Pattern, "x"); err != nil {
+				sb("from.folder.pattern: %v", err)
+			}
+			switch s.Format.Type {
+			case "csv", "tsv", "pipe":
+			case "xlsx":
+				if s.Format.Sheet == "" {
+					sb("format.sheet: required for an xlsx source")
+				}
+			default:
+				sb("format.type: %q is not csv, tsv, pipe or xlsx", s.Format.Type)
+			}
+			if s.Format.Delimiter != "" && len([]rune(s.Format.Delimiter)) != 1 {
+				sb("format.delimiter: one character")
+			}
+			switch strings.ToLower(s.Format.Encoding) {
+			case "utf-8", "utf8", "windows-1252", "cp1252", "latin1", "iso-8859-1":
+			default:
+				sb("format.encoding: %q is not utf-8 or windows-1252", s.Format.Encoding)
+			}
+		case s.From.SQL != nil:
+			if s.From.SQL.Driver != "postgres" && s.From.SQL.Driver != "mysql" {
+				sb("from.sql.driver: %q is neither postgres nor mysql", s.From.SQL.Driver)
+			}
+			if s.From.SQL.DSN == "" {
+				sb("from.sql.dsn: required")
+			}
+			if strings.TrimSpace(s.From.SQL.Query) == "" {
+				sb("from.sql.query: required")
+			}
+		default:
+			sb("from: required (folder or sql)")
+		}
+		if s.Mode != "snapshot" {
+			sb("mode: %q is not supported (snapshot)", s.Mode)
+		}
+		for _, layout := range s.DateFormats {
+			if !strings.ContainsAny(layout, "0123456789") {
+				sb("date_formats: %q is not a Go time layout (write the reference date, e.g. 02/01/2006)", layout)
+			}
+		}
+		if s.Schedule != "" {
+			if _, err := cron.ParseStandard(s.Schedule); err != nil {
+				sb("schedule: %q: %v", s.Schedule, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,502 @@
+// Package pipeline runs one careindex sync: it checks the objection
+// register, extracts and stages every selected source's delivery, and
+// publishes a new version of the index built from the latest good delivery
+// of every source.
+//
+// The stages, in order, each under the run's context:
+//
+//  1. the objection register is read; if it is missing, unreadable or stale
+//     the run stops there (status blocked) and nothing is published;
+//  2. each selected source's newest delivery is found and hashed; a delivery
+//     identical to the one already in the index is not read again; others
+//     are streamed through normalisation and linking into the store's staging
+//     area, bad rows to quarantine. A source that fails keeps its last good
+//     delivery in the index, flagged stale;
+//  3. if anything changed, a new version is assembled from every source's
+//     current delivery (objections applied), checked and swapped in.
+//
+// A dry run does stage 1 and reads and normalises every delivery, counting
+// rows, without linking or writing anything.
+package pipeline
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/careindex/careindex/extractors/delimited"
+	"github.com/careindex/careindex/extractors/folder"
+	"github.com/careindex/careindex/extractors/rowsource"
+	"github.com/careindex/careindex/extractors/sqlquery"
+	"github.com/careindex/careindex/extractors/xlsx"
+	"github.com/careindex/careindex/loader/store"
+	"github.com/careindex/careindex/schedules/config"
+	"github.com/careindex/careindex/transform/link"
+	"github.com/careindex/careindex/transform/normalise"
+	"github.com/careindex/careindex/transform/objection"
+	"github.com/careindex/careindex/transform/record"
+	"github.com/careindex/careindex/transform/sensitive"
+)
+
+// batchSize is how many records are linked and staged at a time.
+const batchSize = 5000
+
+// ErrBlocked means publication was refused because the objection register
+// is missing, unreadable or stale.
+var ErrBlocked = errors.New("publication blocked")
+
+// ErrSourcesFailed means the run published but one or more sources failed.
+var ErrSourcesFailed = errors.New("one or more sources failed")
+
+// ErrUnknownSource means --source named a source the config lacks.
+var ErrUnknownSource = errors.New("unknown source")
+
+// Options configure one run.
+type Options struct {
+	Config *config.Config
+	// Store is the open store; nil for a dry run.
+	Store store.Store
+	// Sources limits extraction to these source ids; empty means all.
+	Sources []string
+	// DryRun reads and checks without writing.
+	DryRun bool
+	// Now is the clock; defaults to time.Now.
+	Now func() time.Time
+	// Log receives progress; it never carries patient data.
+	Log *zap.Logger
+	// SQLOpen opens an export database; defaults to sql.Open.
+	SQLOpen func(driver, dsn string) (*sql.DB, error)
+}
+
+// Result is what a run did.
+type Result struct {
+	RunID   int64
+	Status  store.RunStatus
+	Message string
+	// Version is the version published by this run (0: none).
+	Version int64
+	Sources []store.SourceOutcome
+	// Patients and WithheldPatients count the published patient rows.
+	Patients, WithheldPatients, Locations, Items int
+}
+
+// Run runs one sync. The error is nil only when every stage succeeded;
+// the Result is filled in as far as the run got.
+func Run(ctx context.Context, opts Options) (Result, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Log == nil {
+		opts.Log = zap.NewNop()
+	}
+	if opts.SQLOpen == nil {
+		opts.SQLOpen = sql.Open
+	}
+	cfg := opts.Config
+	for _, id := range opts.Sources {
+		if _, ok := cfg.Source(id); !ok {
+			return Result{Status: store.RunFailed}, fmt.Errorf("%w: %q is not in the configuration", ErrUnknownSource, id)
+		}
+	}
+	r := &runner{opts: opts, cfg: cfg, log: opts.Log}
+	if opts.DryRun {
+		return r.dryRun(ctx)
+	}
+	return r.run(ctx)
+}
+
+type runner struct {
+	opts  Options
+	cfg   *config.Config
+	log   *zap.Logger
+	runID int64
+}
+
+func (r *runner) selected(id string) bool {
+	return len(r.opts.Sources) == 0 || slices.Contains(r.opts.Sources, id)
+}
+
+// loadRegister reads the objection register and the sensitive code list;
+// either failing blocks publication.
+func (r *runner) loadRegister(ctx context.Context) (*objection.Register, *sensitive.List, error) {
+	reg, err := objection.Load(ctx, objection.Source{
+		Dir: r.cfg.Objections.Register.Path, Pattern: r.cfg.Objections.Register.Pattern,
+		MaxAge: time.Duration(r.cfg.Objections.MaxAge),
+	}, r.opts.Now())
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", ErrBlocked, err)
+	}
+	r.log.Info("objection register read", zap.String("file", reg.File), zap.Int("rows", reg.Rows()), zap.Int("in_force", reg.InForce()))
+	var codes *sensitive.List
+	if path := r.cfg.Objections.SensitiveCodes; path != "" {
+		if codes, err = sensitive.Load(path); err != nil {
+			return nil, nil, fmt.Errorf("%w: %w", ErrBlocked, err)
+		}
+		r.log.Info("sensitive code list read", zap.Int("codes", codes.Len()))
+	}
+	return reg, codes, nil
+}
+
+func (r *runner) run(ctx context.Context) (res Result, err error) {
+	st := r.opts.Store
+	var ids []string
+	for _, s := range r.cfg.Sources {
+		if r.selected(s.ID) {
+			ids = append(ids, s.ID)
+		}
+	}
+	runID, err := st.StartRun(ctx, store.RunInfo{Kind: "run", Sources: ids, Started: r.opts.Now()})
+	if err != nil {
+		return Result{Status: store.RunFailed}, fmt.Errorf("starting run: %w", err)
+	}
+	r.runID, res.RunID = runID, runID
+	r.log = r.log.With(zap.Int64("run_id", runID))
+	r.log.Info("run started", zap.Int("sources", len(ids)))
+	var outcomes []store.SourceOutcome
+	defer func() {
+		if res.Status == "" {
+			res.Status = store.RunFailed
+		}
+		if err != nil && res.Message == "" {
+			res.Message = err.Error()
+		}
+		// Record the end even when ctx was cancelled: the run must not be
+		// left "running" in the ledger by a graceful stop.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if ferr := st.FinishRun(fctx, runID, res.Status, res.Message, outcomes); ferr != nil {
+			err = errors.Join(err, fmt.Errorf("recording end of run %d: %w", runID, ferr))
+		}
+		r.log.Info("run finished", zap.String("status", string(res.Status)), zap.Int64("version", res.Version))
+	}()
+
+	reg, codes, err := r.loadRegister(ctx)
+	if err != nil {
+		res.Status = store.RunBlocked
+		r.log.Error("publication blocked", zap.Error(err))
+		return res, err
+	}
+
+	// Stage every selected source; person sources first, so that a care
+	// item source of the same organisation is read after its persons.
+	states := make([]sourceState, len(r.cfg.Sources))
+	for i, s := range r.cfg.Sources {
+		states[i] = sourceState{src: s, rank: i}
+	}
+	changed := false
+	for i := range states {
+		s := &states[i]
+		cur, ok, err := st.CurrentDelivery(ctx, s.src.ID)
+		if err != nil {
+			return res, err
+		}
+		if ok {
+			s.current = &cur
+		}
+		if !r.selected(s.src.ID) {
+			s.status = "carried"
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return res, err
+		}
+		d, status, err := r.stage(ctx, s.src, s.current)
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return res, ctx.Err()
+		case err != nil:
+			s.status, s.err = "failed", err
+			r.log.Error("source failed; its last good delivery stays in the index", zap.String("source", s.src.ID), zap.Error(err))
+			changed = true // its stale flag changes what is published
+		case status == "unchanged":
+			s.status = status
+		default:
+			s.status, s.current = status, &d
+			changed = true
+		}
+	}
+
+	live, haveLive, err := st.Live(ctx)
+	if err != nil {
+		return res, err
+	}
+	if haveLive && !changed && live.RegisterHash == registerHash(reg, codes) && sameStale(live.Stale, states) {
+		for _, s := range states {
+			outcomes = append(outcomes, store.SourceOutcome{SourceID: s.src.ID, OrgCode: s.src.Org, Status: s.status,
+				DeliveryID: s.deliveryID(), Delivery: s.deliveryName(), Stale: s.stale()})
+		}
+		res.Status, res.Message, res.Sources = store.RunUnchanged, "no new deliveries and no change to the objection register: nothing to publish", outcomes
+		r.log.Info("nothing changed; the live version stays", zap.Int64("version", live.Version))
+		return res, nil
+	}
+
+	pub, err := r.publish(ctx, reg, codes, states)
+	res.Version, res.Sources = pub.version, pub.outcomes
+	res.Patients, res.WithheldPatients, res.Locations, res.Items = pub.patients, pub.withheld, pub.locations, pub.items
+	outcomes = pub.outcomes
+	if err != nil {
+		return res, err
+	}
+	res.Status = store.RunSucceeded
+	var failed []string
+	for _, s := range states {
+		if s.status == "failed" {
+			failed = append(failed, s.src.ID)
+		}
+	}
+	if len(failed) > 0 {
+		res.Status = store.RunFailed
+		res.Message = fmt.Sprintf("published version %d, but %d source(s) failed and stay stale: %s", pub.version, len(failed), strings.Join(failed, ", "))
+		return res, fmt.Errorf("%w: %s", ErrSourcesFailed, strings.Join(failed, ", "))
+	}
+	res.Message = fmt.Sprintf("published version %d", pub.version)
+	return res, nil
+}
+
+// sourceState is one source during a run.
+type sourceState struct {
+	src     config.Source
+	rank    int
+	status  string // new, unchanged, failed, carried
+	err     error
+	current *store.Delivery // the delivery in the new version
+}
+
+func (s sourceState) stale() bool { return s.status == "failed" || s.current == nil }
+
+func (s sourceState) deliveryID() int64 {
+	if s.current == nil {
+		return 0
+	}
+	return s.current.ID
+}
+
+func (s sourceState) deliveryName() string {
+	if s.current == nil {
+		return ""
+	}
+	return s.current.Name
+}
+
+func sameStale(live []string, states []sourceState) bool {
+	var now []string
+	for _, s := range states {
+		if s.stale() {
+			now = append(now, s.src.ID)
+		}
+	}
+	slices.Sort(now)
+	l := slices.Clone(live)
+	slices.Sort(l)
+	return slices.Equal(l, now)
+}
+
+// delivery is a source's opened delivery.
+type delivery struct {
+	reader rowsource.Reader
+	path   string // a folder delivery's file
+	name   string
+	hash   string // empty until read, for query sources
+	at     time.Time
+	hasher *folder.Hasher
+	close  func()
+}
+
+// open finds and opens a source's newest delivery.
+func (r *runner) open(ctx context.Context, src config.Source) (*delivery, error) {
+	if f := src.From.Folder; f != nil {
+		found, err := folder.Find(f.Path, f.Pattern)
+		if err != nil {
+			return nil, err
+		}
+		hash, err := folder.Hash(ctx, found.Path)
+		if err != nil {
+			return nil, err
+		}
+		d := &delivery{path: found.Path, name: found.Name, hash: hash, at: found.ModTime}
+		d.close = func() {}
+		return d, nil
+	}
+	q := src.From.SQL
+	db, err := r.opts.SQLOpen(q.Driver, q.DSN)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to export database: %w", err)
+	}
+	rd, err := sqlquery.Open(ctx, db, src.ID, q.Query)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return &delivery{reader: rd, name: "query:" + src.ID, at: r.opts.Now(), hasher: folder.NewHasher(),
+		close: func() { rd.Close(); db.Close() }}, nil
+}
+
+// openFile opens a folder delivery's reader (after the hash check).
+func openFile(ctx context.Context, src config.Source, path string) (rowsource.Reader, error) {
+	switch src.Format.Type {
+	case "xlsx":
+		return xlsx.Open(ctx, path, src.Format.Sheet, xlsx.Options{})
+	default:
+		delim := map[string]rune{"csv": ',', "tsv": '\t', "pipe": '|'}[src.Format.Type]
+		if src.Format.Delimiter != "" {
+			delim = []rune(src.Format.Delimiter)[0]
+		}
+		return delimited.Open(path, delimited.Options{Delimiter: delim, Encoding: src.Format.Encoding, TrimSpace: src.Format.TrimSpace})
+	}
+}
+
+func (r *runner) mapperOptions(src config.Source) normalise.Options {
+	return normalise.Options{SourceID: src.ID, OrgCode: src.Org, OrgType: src.OrgType, Columns: src.Columns,
+		DateFormats: src.DateFormats, TestData: src.TestData, ItemKind: src.ItemKind, CodeSystem: src.CodeSystem, Now: r.opts.Now()}
+}
+
+// stage extracts one source into the store. status is new or unchanged.
+func (r *runner) stage(ctx context.Context, src config.Source, current *store.Delivery) (store.Delivery, string, error) {
+	log := r.log.With(zap.String("source", src.ID), zap.String("stage", "extract"))
+	d, err := r.open(ctx, src)
+	if err != nil {
+		return store.Delivery{}, "", fmt.Errorf("extracting %s: %w", src.ID, err)
+	}
+	defer d.close()
+	if d.hash != "" && current != nil && current.Hash == d.hash {
+		log.Info("delivery already in the index; not read again", zap.String("delivery", d.name))
+		return *current, "unchanged", nil
+	}
+	if d.reader == nil {
+		rd, err := openFile(ctx, src, d.path)
+		if err != nil {
+			return store.Delivery{}, "", fmt.Errorf("extracting %s: %w", src.ID, err)
+		}
+		defer rd.Close()
+		d.reader = rd
+	}
+	mapper, err := newMapper(d, r.mapperOptions(src))
+	if err != nil {
+		return store.Delivery{}, "", fmt.Errorf("extracting %s: %w", src.ID, err)
+	}
+	stager, err := r.opts.Store.BeginDelivery(ctx, r.runID, store.Delivery{SourceID: src.ID, OrgCode: src.Org, Kind: src.Kind,
+		Name: d.name, Hash: d.hash, ReceivedAt: d.at})
+	if err != nil {
+		return store.Delivery{}, "", err
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			stager.Abort(ctx)
+		}
+	}()
+	linker := link.New(r.opts.Store.Links(), r.runID)
+	var persons []record.Person
+	var items []record.CareItem
+	var rejects []store.Reject
+	rowsIn := 0
+	flush := func() error {
+		if len(persons) > 0 {
+			linked, held, err := linker.Link(ctx, src.ID, src.Org, persons)
+			if err != nil {
+				return err
+			}
+			rejects = append(rejects, held...)
+			if err := stager.AddPersons(ctx, linked); err != nil {
+				return err
+			}
+			persons = persons[:0]
+		}
+		if len(items) > 0 {
+			if err := stager.AddItems(ctx, items); err != nil {
+				return err
+			}
+			items = items[:0]
+		}
+		if len(rejects) > 0 {
+			if err := stager.AddRejects(ctx, rejects); err != nil {
+				return err
+			}
+			rejects = rejects[:0]
+		}
+		return nil
+	}
+	reasons := map[string]int{}
+	for d.reader.Next(ctx) {
+		row := d.reader.Row()
+		rowsIn++
+		if d.hasher != nil {
+			d.hasher.Add(row.Values)
+		}
+		var rerr error
+		if src.Kind == "persons" {
+			var p record.Person
+			if p, rerr = mapper.Person(row); rerr == nil {
+				persons = append(persons, p)
+			}
+		} else {
+			var it record.CareItem
+			if it, rerr = mapper.CareItem(row); rerr == nil {
+				items = append(items, it)
+			}
+		}
+		if rerr != nil {
+			reasons[reasonKind(rerr.Error())]++
+			rejects = append(rejects, store.Reject{SourceID: src.ID, File: row.File, Line: row.Line, Reason: rerr.Error(), Raw: row.Raw})
+		}
+		if len(persons)+len(items)+len(rejects) >= batchSize {
+			if err := flush(); err != nil {
+				return store.Delivery{}, "", fmt.Errorf("extracting %s: %w", src.ID, err)
+			}
+		}
+	}
+	if err := d.reader.Err(); err != nil {
+		return store.Delivery{}, "", fmt.Errorf("extracting %s: %s: %w", src.ID, d.name, err)
+	}
+	if d.hasher != nil {
+		d.hash = d.hasher.Sum()
+		if current != nil && current.Hash == d.hash {
+			log.Info("query result identical to the one in the index; not staged again")
+			return *current, "unchanged", nil
+		}
+		if err := stager.SetHash(ctx, d.hash); err != nil {
+			return store.Delivery{}, "", err
+		}
+	}
+	if err := flush(); err != nil {
+		return store.Delivery{}, "", fmt.Errorf("extracting %s: %w", src.ID, err)
+	}
+	staged, err := stager.Commit(ctx, rowsIn)
+	if err != nil {
+		return store.Delivery{}, "", err
+	}
+	committed = true
+	fields := []zap.Field{zap.String("delivery", d.name), zap.Int("rows_in", rowsIn), zap.Int("quarantined", staged.Quarantined),
+		zap.Int("merged", staged.Merged)}
+	for reason, n := range reasons {
+		fields = append(fields, zap.Int("rejected: "+reason, n))
+	}
+	log.Info("delivery staged", fields...)
+	return staged, "new", nil
+}
+
+// reasonKind is the field part of a reject reason ("date_of_birth"), for
+// counting in logs.
+func reasonKind(reason string) string {
+	if i := strings.Index(reason, ":"); i > 0 && i < 40 {
+		return reason[:i]
+	}
+	return "row"
+}
+
+// sourceConfig is one configured source.
+type sourceConfig = config.Source
+
+func newMapper(d *delivery, opts normalise.Options) (*normalise.Mapper, error) {
+	m, err := normalise.NewMapper(d.reader.Header(), opts)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", d.name, err)
+	}
+	return m, nil
+}

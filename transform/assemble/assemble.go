@@ -1,0 +1,214 @@
+// Package assemble builds the published rows of a version from the linked
+// records of every source, applying the objection register on the way.
+//
+// Persons arrive grouped by patient (ordered by patient id). For each
+// patient the Assembler decides, from the objections in force for any of the
+// patient's NHS numbers:
+//
+//   - an objection to all sharing: one marker row (status withheld, the NHS
+//     number and nothing else); every record and care item is withheld;
+//   - an objection scoped to organisations: those organisations' records and
+//     items are withheld; the rest is published (and if nothing is left, the
+//     marker row is published instead);
+//   - otherwise everything is published.
+//
+// The shared patient row takes its demographics from the patient's records
+// in rank order (GP practice first, then the configured order), each field
+// from the first record that has it. A sensitive (S-flag) record anywhere
+// hides the postcode.
+//
+// Care items then arrive ordered by patient; an item whose person is not in
+// its organisation's delivery is rejected, and an item of a withheld part,
+// or whose code is on the sensitive code list, is withheld. Every record gets exactly one outcome, counted per source.
+package assemble
+
+import (
+	"cmp"
+	"slices"
+
+	"github.com/careindex/careindex/loader/store"
+	"github.com/careindex/careindex/transform/objection"
+	"github.com/careindex/careindex/transform/sensitive"
+)
+
+// ReasonNoPerson is the quarantine reason of a care item without a person.
+const ReasonNoPerson = "local_id: no person with this local id in the organisation's delivery"
+
+// Sink receives the published rows.
+type Sink interface {
+	AddPatient(store.Patient) error
+	AddLocation(store.Location) error
+	AddItem(store.Item) error
+}
+
+// Counts are one source's outcomes in a version.
+type Counts struct {
+	Loaded, Withheld, Quarantined int
+}
+
+// Assembler assembles one version.
+type Assembler struct {
+	sink     Sink
+	register *objection.Register
+	codes    *sensitive.List
+	rank     map[string]int // source id → rank, lower first
+
+	group     []store.StagedPerson
+	decisions map[int64]objection.Decision // only patients with something withheld
+	counts    map[string]*Counts
+	rejects   []store.Reject
+
+	Patients, WithheldPatients, Locations, Items int
+	// Sensitive counts the care items withheld by sensitive category.
+	Sensitive map[string]int
+}
+
+// New returns an assembler writing to sink. rank orders sources for the
+// choice of demographics.
+func New(sink Sink, register *objection.Register, codes *sensitive.List, rank map[string]int) *Assembler {
+	return &Assembler{sink: sink, register: register, codes: codes, rank: rank,
+		decisions: map[int64]objection.Decision{}, counts: map[string]*Counts{}, Sensitive: map[string]int{}}
+}
+
+func (a *Assembler) count(source string) *Counts {
+	c, ok := a.counts[source]
+	if !ok {
+		c = &Counts{}
+		a.counts[source] = c
+	}
+	return c
+}
+
+// Person takes the next person record; records must come ordered by patient.
+func (a *Assembler) Person(p store.StagedPerson) error {
+	if len(a.group) > 0 && a.group[0].PatientID != p.PatientID {
+		if err := a.flush(); err != nil {
+			return err
+		}
+	}
+	a.group = append(a.group, p)
+	return nil
+}
+
+// EndPersons publishes the last patient. Call it before the first Item.
+func (a *Assembler) EndPersons() error { return a.flush() }
+
+func (a *Assembler) flush() error {
+	if len(a.group) == 0 {
+		return nil
+	}
+	g := a.group
+	a.group = a.group[:0]
+	pid := g[0].PatientID
+	var nhs []string
+	for _, p := range g {
+		if p.NHSNumber != "" && !slices.Contains(nhs, p.NHSNumber) {
+			nhs = append(nhs, p.NHSNumber)
+		}
+	}
+	d := a.register.Decide(nhs...)
+	var keep []store.StagedPerson
+	for _, p := range g {
+		if d.Shares(p.OrgCode) {
+			keep = append(keep, p)
+		} else {
+			a.count(p.SourceID).Withheld++
+		}
+	}
+	if d.Any() {
+		a.decisions[pid] = d
+	}
+	if len(keep) == 0 {
+		// Nothing may be shared: publish the marker only.
+		a.decisions[pid] = objection.Decision{WithholdAll: true}
+		marker := store.Patient{PatientID: pid, Status: "withheld"}
+		if len(nhs) > 0 {
+			marker.NHSNumber = nhs[0]
+		}
+		a.Patients++
+		a.WithheldPatients++
+		return a.sink.AddPatient(marker)
+	}
+	slices.SortStableFunc(keep, func(x, y store.StagedPerson) int {
+		return cmp.Compare(a.rank[x.SourceID], a.rank[y.SourceID])
+	})
+	row := store.Patient{PatientID: pid, Status: "shared"}
+	sensitive := false
+	for _, p := range keep {
+		fill(&row.NHSNumber, p.NHSNumber)
+		fill(&row.FamilyName, p.FamilyName)
+		fill(&row.GivenName, p.GivenName)
+		fill(&row.DateOfBirth, p.DateOfBirth)
+		if p.Sex != "unknown" {
+			fill(&row.Sex, p.Sex)
+		}
+		fill(&row.Postcode, p.Postcode)
+		fill(&row.GPPractice, p.GPPractice)
+		sensitive = sensitive || p.Sensitive
+	}
+	if row.Sex == "" {
+		row.Sex = "unknown"
+	}
+	if sensitive {
+		row.Postcode = ""
+	}
+	a.Patients++
+	if err := a.sink.AddPatient(row); err != nil {
+		return err
+	}
+	seen := map[[2]string]bool{}
+	for _, p := range keep {
+		key := [2]string{p.OrgCode, p.LocalID}
+		if seen[key] {
+			// The same local id sent by two sources of one organisation.
+			a.count(p.SourceID).Loaded++
+			continue
+		}
+		seen[key] = true
+		a.Locations++
+		a.count(p.SourceID).Loaded++
+		if err := a.sink.AddLocation(store.Location{PatientID: pid, OrgCode: p.OrgCode, LocalID: p.LocalID}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func fill(dst *string, v string) {
+	if *dst == "" {
+		*dst = v
+	}
+}
+
+// Item takes the next care item.
+func (a *Assembler) Item(i store.StagedItem) error {
+	if i.PatientID == 0 {
+		a.count(i.SourceID).Quarantined++
+		a.rejects = append(a.rejects, store.Reject{SourceID: i.SourceID, File: i.File, Line: i.Line, Reason: ReasonNoPerson})
+		return nil
+	}
+	if d, ok := a.decisions[i.PatientID]; ok && !d.Shares(i.OrgCode) {
+		a.count(i.SourceID).Withheld++
+		return nil
+	}
+	if cat, ok := a.codes.Category(i.Code); ok {
+		a.count(i.SourceID).Withheld++
+		a.Sensitive[cat]++
+		return nil
+	}
+	a.count(i.SourceID).Loaded++
+	a.Items++
+	return a.sink.AddItem(store.Item{PatientID: i.PatientID, OrgCode: i.OrgCode, Kind: i.Kind, CodeSystem: i.CodeSystem,
+		Code: i.Code, Display: i.Display, StartDate: i.StartDate, EndDate: i.EndDate, Status: i.Status})
+}
+
+// Counts returns the outcomes of source's records in this version.
+func (a *Assembler) Counts(source string) Counts {
+	if c, ok := a.counts[source]; ok {
+		return *c
+	}
+	return Counts{}
+}
+
+// Rejects returns the items rejected while assembling.
+func (a *Assembler) Rejects() []store.Reject { return a.rejects }

@@ -1,0 +1,227 @@
+// Package normalise turns one source's raw rows into person records and
+// care items, using the source's column mapping and date formats.
+//
+// A Mapper is built once per delivery from the delivery's header; a header
+// missing a mapped column is an error for the whole delivery. After that
+// each row either maps to a record or is rejected with a reason that names
+// the field and the problem. Reasons never repeat the value itself, so
+// they can be counted and logged without exposing patient data.
+package normalise
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/careindex/careindex/extractors/rowsource"
+	"github.com/careindex/careindex/transform/field"
+	"github.com/careindex/careindex/transform/nhsnumber"
+	"github.com/careindex/careindex/transform/postcode"
+	"github.com/careindex/careindex/transform/record"
+)
+
+// ErrMissingColumn means a mapped column is not in the delivery's header.
+var ErrMissingColumn = errors.New("mapped column missing from the delivery")
+
+// Options describe one source.
+type Options struct {
+	SourceID string
+	OrgCode  string
+	// OrgType gp_practice makes the organisation the GP practice of the
+	// people it sends when no gp_practice column is mapped.
+	OrgType string
+	// Columns maps careindex field names to the delivery's column names.
+	Columns     map[string]string
+	DateFormats []string
+	// TestData allows NHS numbers in the 999 test range.
+	TestData bool
+	// ItemKind and CodeSystem apply to every care item whose row does not
+	// carry them.
+	ItemKind   string
+	CodeSystem string
+	// Now bounds dates of birth (none in the future).
+	Now time.Time
+}
+
+// Mapper maps rows of one delivery.
+type Mapper struct {
+	opts Options
+	idx  map[string]int
+}
+
+// NewMapper checks the header against the mapping.
+func NewMapper(header []string, opts Options) (*Mapper, error) {
+	pos := map[string]int{}
+	for i, h := range header {
+		pos[strings.ToLower(strings.TrimSpace(h))] = i
+	}
+	m := &Mapper{opts: opts, idx: map[string]int{}}
+	var missing []string
+	for f, col := range opts.Columns {
+		i, ok := pos[strings.ToLower(strings.TrimSpace(col))]
+		if !ok {
+			missing = append(missing, fmt.Sprintf("%s (for %s)", col, f))
+			continue
+		}
+		m.idx[f] = i
+	}
+	if len(missing) > 0 {
+		slices.Sort(missing)
+		return nil, fmt.Errorf("%w: %s", ErrMissingColumn, strings.Join(missing, ", "))
+	}
+	return m, nil
+}
+
+func (m *Mapper) get(row rowsource.Row, f string) string {
+	i, ok := m.idx[f]
+	if !ok || i >= len(row.Values) {
+		return ""
+	}
+	return strings.TrimSpace(row.Values[i])
+}
+
+// rowError is a rejected row's reason.
+type rowError struct{ reason string }
+
+func (e *rowError) Error() string { return e.reason }
+
+func reject(f string, err error, raw string) error {
+	msg := err.Error()
+	// The value packages prefix their errors with their name; the field
+	// name says it better.
+	for _, prefix := range []string{"nhsnumber: ", "postcode: ", "field: ", f + ": "} {
+		msg = strings.TrimPrefix(msg, prefix)
+	}
+	if raw != "" && strings.Contains(msg, raw) {
+		// Never carry the value into a reason.
+		msg = "not a valid value"
+	}
+	return &rowError{reason: f + ": " + msg}
+}
+
+func (m *Mapper) provenance(row rowsource.Row) record.Provenance {
+	return record.Provenance{SourceID: m.opts.SourceID, OrgCode: m.opts.OrgCode, File: row.File, Line: row.Line}
+}
+
+// Person maps a row of a persons source. The error, when not nil, is the
+// reason the row goes to quarantine.
+func (m *Mapper) Person(row rowsource.Row) (record.Person, error) {
+	p := record.Person{Provenance: m.provenance(row)}
+	if row.Err != nil {
+		return p, &rowError{reason: row.Err.Error()}
+	}
+	p.LocalID = m.get(row, "local_id")
+	if p.LocalID == "" {
+		return p, &rowError{reason: "local_id: missing"}
+	}
+	if raw := m.get(row, "nhs_number"); raw != "" {
+		n, err := nhsnumber.Parse(raw, nhsnumber.Options{AllowTestRange: m.opts.TestData})
+		if err != nil {
+			return p, reject("nhs_number", err, raw)
+		}
+		p.NHSNumber = n
+	}
+	p.FamilyName = field.Name(m.get(row, "family_name"))
+	p.GivenName = field.Name(m.get(row, "given_name"))
+	if raw := m.get(row, "date_of_birth"); raw != "" {
+		d, err := field.DateOfBirth(raw, m.opts.DateFormats, m.opts.Now)
+		if err != nil {
+			return p, reject("date_of_birth", err, raw)
+		}
+		p.DateOfBirth = d
+	}
+	sex, err := field.Sex(m.get(row, "sex"))
+	if err != nil {
+		return p, reject("sex", err, m.get(row, "sex"))
+	}
+	p.Sex = sex
+	if raw := m.get(row, "postcode"); raw != "" {
+		pc, err := postcode.Normalise(raw)
+		if err != nil {
+			return p, reject("postcode", err, raw)
+		}
+		p.Postcode = pc
+	}
+	if raw := m.get(row, "gp_practice"); raw != "" {
+		code, err := field.ODSCode(raw)
+		if err != nil {
+			return p, reject("gp_practice", err, raw)
+		}
+		if code != "V81999" { // V81999: GP practice not known
+			p.GPPractice = code
+		}
+	} else if m.opts.OrgType == "gp_practice" {
+		p.GPPractice = m.opts.OrgCode
+	}
+	if raw := m.get(row, "sensitive"); raw != "" {
+		s, err := flag(raw)
+		if err != nil {
+			return p, reject("sensitive", err, raw)
+		}
+		p.Sensitive = s
+	}
+	if p.NHSNumber == "" && p.FamilyName == "" && p.GivenName == "" && p.DateOfBirth == "" {
+		return p, &rowError{reason: "no NHS number, name or date of birth: nothing to identify the person by"}
+	}
+	return p, nil
+}
+
+func flag(s string) (bool, error) {
+	switch strings.ToLower(s) {
+	case "y", "yes", "true", "1", "s":
+		return true, nil
+	case "n", "no", "false", "0", "":
+		return false, nil
+	}
+	return false, errors.New("not a yes/no flag")
+}
+
+// CareItem maps a row of a care_items source.
+func (m *Mapper) CareItem(row rowsource.Row) (record.CareItem, error) {
+	it := record.CareItem{Provenance: m.provenance(row)}
+	if row.Err != nil {
+		return it, &rowError{reason: row.Err.Error()}
+	}
+	it.LocalID = m.get(row, "local_id")
+	if it.LocalID == "" {
+		return it, &rowError{reason: "local_id: missing"}
+	}
+	it.ItemID = m.get(row, "item_id")
+	it.Kind = strings.ToLower(m.get(row, "kind"))
+	if it.Kind == "" {
+		it.Kind = m.opts.ItemKind
+	}
+	if !slices.Contains(record.Kinds, it.Kind) {
+		return it, &rowError{reason: "kind: not one of " + strings.Join(record.Kinds, ", ")}
+	}
+	it.CodeSystem = m.get(row, "code_system")
+	if it.CodeSystem == "" {
+		it.CodeSystem = m.opts.CodeSystem
+	}
+	it.Code = m.get(row, "code")
+	if it.Code == "" {
+		return it, &rowError{reason: "code: missing"}
+	}
+	it.Display = strings.Join(strings.Fields(m.get(row, "display")), " ")
+	for _, d := range []struct {
+		name string
+		dst  *string
+	}{{"start_date", &it.StartDate}, {"end_date", &it.EndDate}} {
+		raw := m.get(row, d.name)
+		if raw == "" {
+			continue
+		}
+		v, err := field.Date(raw, m.opts.DateFormats)
+		if err != nil {
+			return it, reject(d.name, err, raw)
+		}
+		*d.dst = v
+	}
+	if it.EndDate != "" && it.StartDate != "" && it.EndDate < it.StartDate {
+		return it, &rowError{reason: "end_date: before start_date"}
+	}
+	it.Status = strings.ToLower(m.get(row, "status"))
+	return it, nil
+}
