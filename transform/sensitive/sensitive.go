@@ -28,8 +28,8 @@ var ErrUnreadable = errors.New("sensitive code list unreadable")
 
 // List is a loaded code list. The zero List withholds nothing.
 type List struct {
-	File string
-	Hash string
+	File   string
+	Hash   string
 	byCode map[string]string
 }
 
