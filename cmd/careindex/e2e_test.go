@@ -658,3 +658,85 @@ func TestLogsCarryNoPatientData(t *testing.T) {
 		t.Fatalf("only %d values checked: the scan is not looking at the fixture data", checked)
 	}
 }
+
+func TestDryRunWritesNothing(t *testing.T) {
+	t.Parallel()
+	r := newRegion(t)
+	res := r.mustRun(t, "run", "--dry-run")
+	if !strings.Contains(res.stdout, "Dry run") || !strings.Contains(res.stdout, "d81001-patients") {
+		t.Errorf("dry run summary:\n%s", res.stdout)
+	}
+	// The store was never even migrated.
+	if n := r.scalar(t, `SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'careindex%'`); n != 0 {
+		t.Errorf("a dry run created %d careindex schemas", n)
+	}
+	// The dry run counts agree with a real run's extract-time counts.
+	if !strings.Contains(res.stdout, "17") {
+		t.Errorf("dry run did not count the GP's 17 rows:\n%s", res.stdout)
+	}
+}
+
+func TestUnknownSourceIsUsageError(t *testing.T) {
+	t.Parallel()
+	r := newRegion(t)
+	res := r.careindex(t, "run", "--source", "no-such-source")
+	if res.code != 2 || !strings.Contains(res.stderr, "no-such-source") {
+		t.Errorf("exit %d, want 2 naming the source:\n%s", res.code, res.stderr)
+	}
+}
+
+func TestSecretsNeverPrinted(t *testing.T) {
+	t.Parallel()
+	const secret = "s3cr3t-Pa55"
+	dir := t.TempDir()
+	copyTree(t, filepath.Join(repoRoot(t), "fixtures"), dir)
+	cfg := filepath.Join(dir, "region.yaml")
+	for _, args := range [][]string{
+		{"run", "--config", cfg, "--store", "postgres://careindex:" + secret + "@127.0.0.1:1/careindex?sslmode=disable&connect_timeout=2"},
+		{"status", "--config", cfg, "--store", "postgres://careindex:" + secret + "@127.0.0.1:1/careindex?sslmode=disable&connect_timeout=2"},
+		{"validate", "--config", cfg, "--store", "mysql://careindex:" + secret + "@127.0.0.1:1/careindex"},
+	} {
+		cmd := exec.Command(binary, args...)
+		cmd.Env = append(os.Environ(), "EXPORT_PASSWORD="+secret)
+		out, err := cmd.CombinedOutput()
+		if err == nil {
+			t.Errorf("careindex %s succeeded against a closed port", args[0])
+		}
+		if strings.Contains(string(out), secret) {
+			t.Errorf("careindex %s printed the password:\n%s", args[0], out)
+		}
+	}
+}
+
+func TestExtractOnlyThenPublish(t *testing.T) {
+	t.Parallel()
+	r := newRegion(t)
+	res := r.mustRun(t, "run", "--extract-only")
+	if r.liveVersion(t) != 0 {
+		t.Fatal("an extract-only run published")
+	}
+	if !strings.Contains(res.stdout, "pending") {
+		t.Errorf("extract-only summary shows no pending rows:\n%s", res.stdout)
+	}
+	if n := r.scalar(t, `SELECT count(*) FROM careindex_ops.run_source WHERE pending > 0`); n != 8 {
+		t.Errorf("%d sources have pending rows, want 8", n)
+	}
+	r.mustRun(t, "publish")
+	if r.liveVersion(t) == 0 {
+		t.Fatal("publish did not publish the pending deliveries")
+	}
+	got := r.dump(t)
+	want, err := os.ReadFile(filepath.Join("testdata", "region.golden"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != string(want) {
+		t.Errorf("extract then publish differs from a full run:\n%s", got)
+	}
+	if n := r.scalar(t, `SELECT count(*) FROM careindex_ops.run_source WHERE rows_in <> loaded + quarantined + withheld + merged + pending`); n != 0 {
+		t.Errorf("%d ledger rows do not balance", n)
+	}
+	if res := r.mustRun(t, "publish"); !strings.Contains(res.stdout, "unchanged") {
+		t.Errorf("a second publish with nothing new was not unchanged:\n%s", res.stdout)
+	}
+}

@@ -207,9 +207,9 @@ func insertOutcomes(ctx context.Context, tx *sql.Tx, runID int64, sources []stor
 			did = o.DeliveryID
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO careindex_ops.run_source
-			(run_id, source_id, org_code, status, delivery_id, delivery, rows_in, loaded, quarantined, withheld, merged, stale, error)
-			VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)`,
-			runID, o.SourceID, o.OrgCode, o.Status, did, o.Delivery, o.RowsIn, o.Loaded, o.Quarantined, o.Withheld, o.Merged, o.Stale, o.Error); err != nil {
+			(run_id, source_id, org_code, status, delivery_id, delivery, rows_in, loaded, quarantined, withheld, merged, pending, stale, error)
+			VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)`,
+			runID, o.SourceID, o.OrgCode, o.Status, did, o.Delivery, o.RowsIn, o.Loaded, o.Quarantined, o.Withheld, o.Merged, o.Pending, o.Stale, o.Error); err != nil {
 			return fmt.Errorf("recording source %s of run %d: %w", o.SourceID, runID, err)
 		}
 	}
@@ -245,6 +245,23 @@ func (s *Store) CurrentDelivery(ctx context.Context, sourceID string) (store.Del
 	}
 	if err != nil {
 		return d, false, fmt.Errorf("reading current delivery of %s: %w", sourceID, err)
+	}
+	return d, true, nil
+}
+
+// PendingDelivery returns the newest staged, unpublished delivery.
+func (s *Store) PendingDelivery(ctx context.Context, sourceID string) (store.Delivery, bool, error) {
+	var d store.Delivery
+	err := s.db.QueryRowContext(ctx, `SELECT d.delivery_id, d.source_id, d.org_code, d.kind, d.name, d.hash, d.received_at,
+			d.rows_in, d.quarantined, d.merged
+		FROM careindex_ops.delivery d WHERE d.source_id = $1 AND d.status = 'staged'
+		ORDER BY d.delivery_id DESC LIMIT 1`, sourceID).
+		Scan(&d.ID, &d.SourceID, &d.OrgCode, &d.Kind, &d.Name, &d.Hash, &d.ReceivedAt, &d.RowsIn, &d.Quarantined, &d.Merged)
+	if errors.Is(err, sql.ErrNoRows) {
+		return d, false, nil
+	}
+	if err != nil {
+		return d, false, fmt.Errorf("reading pending delivery of %s: %w", sourceID, err)
 	}
 	return d, true, nil
 }

@@ -409,6 +409,13 @@ func (s *Store) retire(ctx context.Context, keep int) error {
 			return fmt.Errorf("retiring version %d: %w", v, err)
 		}
 	}
+	// Staged deliveries older than a source's published one will never be
+	// published.
+	if err := s.discard(ctx, `SELECT d.delivery_id FROM careindex_ops.delivery d WHERE d.status = 'staged' AND d.delivery_id < $1::bigint
+		AND EXISTS (SELECT 1 FROM careindex_ops.delivery p WHERE p.source_id = d.source_id AND p.status = 'published' AND p.delivery_id > d.delivery_id)`,
+		int64(1)<<62); err != nil {
+		return err
+	}
 	_, err = s.db.ExecContext(ctx, `WITH unused AS (
 			SELECT d.delivery_id FROM careindex_ops.delivery d WHERE d.status = 'published' AND NOT EXISTS (
 				SELECT 1 FROM careindex_ops.version_delivery vd JOIN careindex_data.version v ON v.version = vd.version
@@ -493,14 +500,14 @@ func (s *Store) Status(ctx context.Context, n int) (store.Status, error) {
 	rows.Close()
 	for i := range st.Runs {
 		srows, err := s.db.QueryContext(ctx, `SELECT source_id, org_code, status, COALESCE(delivery_id, 0), delivery, rows_in, loaded,
-			quarantined, withheld, merged, stale, error FROM careindex_ops.run_source WHERE run_id = $1 ORDER BY source_id`, st.Runs[i].RunID)
+			quarantined, withheld, merged, pending, stale, error FROM careindex_ops.run_source WHERE run_id = $1 ORDER BY source_id`, st.Runs[i].RunID)
 		if err != nil {
 			return st, fmt.Errorf("reading run sources: %w", err)
 		}
 		for srows.Next() {
 			var o store.SourceOutcome
 			if err := srows.Scan(&o.SourceID, &o.OrgCode, &o.Status, &o.DeliveryID, &o.Delivery, &o.RowsIn, &o.Loaded,
-				&o.Quarantined, &o.Withheld, &o.Merged, &o.Stale, &o.Error); err != nil {
+				&o.Quarantined, &o.Withheld, &o.Merged, &o.Pending, &o.Stale, &o.Error); err != nil {
 				srows.Close()
 				return st, fmt.Errorf("reading run sources: %w", err)
 			}

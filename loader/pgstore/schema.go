@@ -32,10 +32,11 @@ CREATE TABLE IF NOT EXISTS careindex_ops.run_source (
 	quarantined bigint NOT NULL DEFAULT 0,
 	withheld    bigint NOT NULL DEFAULT 0,
 	merged      bigint NOT NULL DEFAULT 0,
+	pending     bigint NOT NULL DEFAULT 0,
 	stale       boolean NOT NULL DEFAULT false,
 	error       text NOT NULL DEFAULT '',
 	PRIMARY KEY (run_id, source_id),
-	CONSTRAINT run_source_balanced CHECK (rows_in = loaded + quarantined + withheld + merged)
+	CONSTRAINT run_source_balanced CHECK (rows_in = loaded + quarantined + withheld + merged + pending)
 );
 
 CREATE TABLE IF NOT EXISTS careindex_ops.delivery (

@@ -9,10 +9,10 @@ import (
 	"github.com/careindex/careindex/transform/record"
 )
 
-// BeginDelivery records a delivery being staged, discarding any earlier
-// delivery of the same source that was staged but never published.
+// BeginDelivery records a delivery being staged, discarding any delivery
+// of the same source left half-staged by a run that failed or was killed.
 func (s *Store) BeginDelivery(ctx context.Context, runID int64, d store.Delivery) (store.Stager, error) {
-	if err := s.discardUnpublished(ctx, d.SourceID); err != nil {
+	if err := s.discard(ctx, `SELECT delivery_id FROM careindex_ops.delivery WHERE source_id = $1 AND status = 'staging'`, d.SourceID); err != nil {
 		return nil, err
 	}
 	err := s.db.QueryRowContext(ctx, `INSERT INTO careindex_ops.delivery
@@ -24,18 +24,17 @@ func (s *Store) BeginDelivery(ctx context.Context, runID int64, d store.Delivery
 	return &stager{s: s, runID: runID, d: d}, nil
 }
 
-// discardUnpublished removes deliveries of a source that are not part of
-// any kept version (staged by a run that failed or was killed).
-func (s *Store) discardUnpublished(ctx context.Context, sourceID string) error {
+// discard removes the staged rows of the deliveries the query selects
+// (given arg) and marks them discarded.
+func (s *Store) discard(ctx context.Context, query string, arg any) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		const unused = `SELECT delivery_id FROM careindex_ops.delivery d WHERE d.source_id = $1 AND d.status IN ('staging', 'staged')`
 		for _, table := range []string{"staged_person", "staged_item"} {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM careindex_ops.`+table+` WHERE delivery_id IN (`+unused+`)`, sourceID); err != nil {
-				return fmt.Errorf("discarding unpublished deliveries of %s: %w", sourceID, err)
+			if _, err := tx.ExecContext(ctx, `DELETE FROM careindex_ops.`+table+` WHERE delivery_id IN (`+query+`)`, arg); err != nil {
+				return fmt.Errorf("discarding staged deliveries: %w", err)
 			}
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE careindex_ops.delivery SET status = 'discarded' WHERE delivery_id IN (`+unused+`)`, sourceID); err != nil {
-			return fmt.Errorf("discarding unpublished deliveries of %s: %w", sourceID, err)
+		if _, err := tx.ExecContext(ctx, `UPDATE careindex_ops.delivery SET status = 'discarded' WHERE delivery_id IN (`+query+`)`, arg); err != nil {
+			return fmt.Errorf("discarding staged deliveries: %w", err)
 		}
 		return nil
 	})
@@ -175,5 +174,5 @@ func (st *stager) Abort(ctx context.Context) error {
 	st.items.abort()
 	st.rejects.abort()
 	st.persons, st.items, st.rejects = nil, nil, nil
-	return st.s.discardUnpublished(context.WithoutCancel(ctx), st.d.SourceID)
+	return st.s.discard(context.WithoutCancel(ctx), `SELECT $1::bigint`, st.d.ID)
 }

@@ -37,6 +37,9 @@ type Store interface {
 
 	// CurrentDelivery returns the delivery of sourceID in the live index.
 	CurrentDelivery(ctx context.Context, sourceID string) (Delivery, bool, error)
+	// PendingDelivery returns the newest delivery of sourceID that was
+	// staged (by an extract-only run) but is not yet published.
+	PendingDelivery(ctx context.Context, sourceID string) (Delivery, bool, error)
 	// BeginDelivery starts staging a delivery. Any earlier staged but never
 	// published delivery of the same source is discarded.
 	BeginDelivery(ctx context.Context, runID int64, d Delivery) (Stager, error)
@@ -228,7 +231,7 @@ type Organisation struct {
 type SourceOutcome struct {
 	SourceID    string
 	OrgCode     string
-	Status      string // new, unchanged, failed, skipped
+	Status      string // new, unchanged, failed, carried, pending, staged
 	DeliveryID  int64  // the delivery in the index after this run (0: none)
 	Delivery    string // its name
 	RowsIn      int
@@ -236,13 +239,17 @@ type SourceOutcome struct {
 	Quarantined int
 	Withheld    int
 	Merged      int
-	Stale       bool
-	Error       string // why it failed (never patient data)
+	// Pending counts rows staged by an extract-only run that a later
+	// publish will load or withhold; always 0 in a run that published.
+	Pending int
+	Stale   bool
+	Error   string // why it failed (never patient data)
 }
 
-// Balanced reports whether rows in = loaded + quarantined + withheld + merged.
+// Balanced reports whether rows in = loaded + quarantined + withheld +
+// merged (+ pending, for an extract-only run).
 func (o SourceOutcome) Balanced() bool {
-	return o.RowsIn == o.Loaded+o.Quarantined+o.Withheld+o.Merged
+	return o.RowsIn == o.Loaded+o.Quarantined+o.Withheld+o.Merged+o.Pending
 }
 
 // Swap is what goes live in one transaction.

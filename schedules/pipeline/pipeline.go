@@ -57,6 +57,32 @@ var ErrSourcesFailed = errors.New("one or more sources failed")
 // ErrUnknownSource means --source named a source the config lacks.
 var ErrUnknownSource = errors.New("unknown source")
 
+// Stage says which stages a run performs.
+type Stage int
+
+const (
+	// StageAll extracts the selected sources, then publishes a version
+	// built from every source's newest good delivery.
+	StageAll Stage = iota
+	// StageExtract extracts and stages the selected sources only; a later
+	// publish picks their deliveries up. It needs no objection register.
+	StageExtract
+	// StagePublish extracts nothing and publishes every source's newest
+	// good delivery (pending or already published).
+	StagePublish
+)
+
+func (s Stage) String() string {
+	switch s {
+	case StageExtract:
+		return "extract"
+	case StagePublish:
+		return "publish"
+	default:
+		return "run"
+	}
+}
+
 // Options configure one run.
 type Options struct {
 	Config *config.Config
@@ -66,6 +92,8 @@ type Options struct {
 	Sources []string
 	// DryRun reads and checks without writing.
 	DryRun bool
+	// Stage limits the run to extracting or to publishing.
+	Stage Stage
 	// Now is the clock; defaults to time.Now.
 	Now func() time.Time
 	// Log receives progress; it never carries patient data.
@@ -119,6 +147,9 @@ type runner struct {
 }
 
 func (r *runner) selected(id string) bool {
+	if r.opts.Stage == StagePublish {
+		return false
+	}
 	return len(r.opts.Sources) == 0 || slices.Contains(r.opts.Sources, id)
 }
 
@@ -151,7 +182,7 @@ func (r *runner) run(ctx context.Context) (res Result, err error) {
 			ids = append(ids, s.ID)
 		}
 	}
-	runID, err := st.StartRun(ctx, store.RunInfo{Kind: "run", Sources: ids, Started: r.opts.Now()})
+	runID, err := st.StartRun(ctx, store.RunInfo{Kind: r.opts.Stage.String(), Sources: ids, Started: r.opts.Now()})
 	if err != nil {
 		return Result{Status: store.RunFailed}, fmt.Errorf("starting run: %w", err)
 	}
@@ -176,15 +207,19 @@ func (r *runner) run(ctx context.Context) (res Result, err error) {
 		r.log.Info("run finished", zap.String("status", string(res.Status)), zap.Int64("version", res.Version))
 	}()
 
-	reg, codes, err := r.loadRegister(ctx)
-	if err != nil {
-		res.Status = store.RunBlocked
-		r.log.Error("publication blocked", zap.Error(err))
-		return res, err
+	var reg *objection.Register
+	var codes *sensitive.List
+	if r.opts.Stage != StageExtract {
+		if reg, codes, err = r.loadRegister(ctx); err != nil {
+			res.Status = store.RunBlocked
+			r.log.Error("publication blocked", zap.Error(err))
+			return res, err
+		}
 	}
 
-	// Stage every selected source; person sources first, so that a care
-	// item source of the same organisation is read after its persons.
+	// Stage every selected source. A source not extracted now carries its
+	// newest good delivery: one staged by an extract-only run, if newer
+	// than the published one.
 	states := make([]sourceState, len(r.cfg.Sources))
 	for i, s := range r.cfg.Sources {
 		states[i] = sourceState{src: s, rank: i}
@@ -199,8 +234,16 @@ func (r *runner) run(ctx context.Context) (res Result, err error) {
 		if ok {
 			s.current = &cur
 		}
+		s.status = "carried"
+		pending, ok, err := st.PendingDelivery(ctx, s.src.ID)
+		if err != nil {
+			return res, err
+		}
+		if ok && (s.current == nil || pending.ID > s.current.ID) {
+			s.current, s.status = &pending, "pending"
+			changed = true
+		}
 		if !r.selected(s.src.ID) {
-			s.status = "carried"
 			continue
 		}
 		if err := ctx.Err(); err != nil {
@@ -213,13 +256,36 @@ func (r *runner) run(ctx context.Context) (res Result, err error) {
 		case err != nil:
 			s.status, s.err = "failed", err
 			r.log.Error("source failed; its last good delivery stays in the index", zap.String("source", s.src.ID), zap.Error(err))
-			changed = true // its stale flag changes what is published
 		case status == "unchanged":
-			s.status = status
+			if s.status != "pending" {
+				s.status = status
+			}
 		default:
 			s.status, s.current = status, &d
 			changed = true
 		}
+	}
+
+	var failed []string
+	for _, s := range states {
+		if s.status == "failed" {
+			failed = append(failed, s.src.ID)
+		}
+	}
+	failure := func(what string) (Result, error) {
+		res.Status = store.RunFailed
+		res.Message = fmt.Sprintf("%s, but %d source(s) failed: %s", what, len(failed), strings.Join(failed, ", "))
+		return res, fmt.Errorf("%w: %s", ErrSourcesFailed, strings.Join(failed, ", "))
+	}
+
+	if r.opts.Stage == StageExtract {
+		outcomes = extractOutcomes(states, r.selected)
+		res.Sources = outcomes
+		if len(failed) > 0 {
+			return failure("extracted")
+		}
+		res.Status, res.Message = store.RunSucceeded, "extracted; the next publish picks the deliveries up"
+		return res, nil
 	}
 
 	live, haveLive, err := st.Live(ctx)
@@ -229,10 +295,14 @@ func (r *runner) run(ctx context.Context) (res Result, err error) {
 	if haveLive && !changed && live.RegisterHash == registerHash(reg, codes) && sameStale(live.Stale, states) {
 		for _, s := range states {
 			outcomes = append(outcomes, store.SourceOutcome{SourceID: s.src.ID, OrgCode: s.src.Org, Status: s.status,
-				DeliveryID: s.deliveryID(), Delivery: s.deliveryName(), Stale: s.stale()})
+				DeliveryID: s.deliveryID(), Delivery: s.deliveryName(), Stale: s.stale(), Error: errText(s.err)})
 		}
-		res.Status, res.Message, res.Sources = store.RunUnchanged, "no new deliveries and no change to the objection register: nothing to publish", outcomes
+		res.Sources = outcomes
 		r.log.Info("nothing changed; the live version stays", zap.Int64("version", live.Version))
+		if len(failed) > 0 {
+			return failure(fmt.Sprintf("nothing new to publish; version %d stays live", live.Version))
+		}
+		res.Status, res.Message = store.RunUnchanged, "no new deliveries and no change to the objection register: nothing to publish"
 		return res, nil
 	}
 
@@ -243,20 +313,39 @@ func (r *runner) run(ctx context.Context) (res Result, err error) {
 	if err != nil {
 		return res, err
 	}
-	res.Status = store.RunSucceeded
-	var failed []string
-	for _, s := range states {
-		if s.status == "failed" {
-			failed = append(failed, s.src.ID)
-		}
-	}
 	if len(failed) > 0 {
-		res.Status = store.RunFailed
-		res.Message = fmt.Sprintf("published version %d, but %d source(s) failed and stay stale: %s", pub.version, len(failed), strings.Join(failed, ", "))
-		return res, fmt.Errorf("%w: %s", ErrSourcesFailed, strings.Join(failed, ", "))
+		return failure(fmt.Sprintf("published version %d", pub.version))
 	}
-	res.Message = fmt.Sprintf("published version %d", pub.version)
+	res.Status, res.Message = store.RunSucceeded, fmt.Sprintf("published version %d", pub.version)
 	return res, nil
+}
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// extractOutcomes are the ledger lines of an extract-only run: what was
+// staged is pending until a publish loads or withholds it.
+func extractOutcomes(states []sourceState, selected func(string) bool) []store.SourceOutcome {
+	var out []store.SourceOutcome
+	for _, s := range states {
+		if !selected(s.src.ID) {
+			continue
+		}
+		o := store.SourceOutcome{SourceID: s.src.ID, OrgCode: s.src.Org, Status: s.status, Stale: s.status == "failed",
+			Error: errText(s.err)}
+		if s.status == "new" && s.current != nil {
+			d := s.current
+			o.DeliveryID, o.Delivery = d.ID, d.Name
+			o.RowsIn, o.Quarantined, o.Merged = d.RowsIn, d.Quarantined, d.Merged
+			o.Pending = d.RowsIn - d.Quarantined - d.Merged
+		}
+		out = append(out, o)
+	}
+	return out
 }
 
 // sourceState is one source during a run.

@@ -115,7 +115,7 @@ func (r *runner) publish(ctx context.Context, reg *objection.Register, codes *se
 	for _, s := range states {
 		o := store.SourceOutcome{SourceID: s.src.ID, OrgCode: s.src.Org, Status: s.status, Stale: s.stale()}
 		if s.err != nil {
-			o.Error = s.err.Error()
+			o.Error = errText(s.err)
 		} else if s.current == nil {
 			o.Error = "no delivery yet"
 		}

@@ -58,6 +58,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"run", "extract every source and publish a new version of the index", runCmd},
+		{"publish", "publish every source's newest good delivery without extracting", publishCmd},
 		{"validate", "check a configuration file and report every problem", validateCmd},
 		{"status", "show recent runs, per-source counts and the live version", statusCmd},
 		{"rollback", "make the previous published version live again", rollbackCmd},

@@ -31,27 +31,45 @@ func (s *sourceList) Set(v string) error {
 func runCmd(ctx context.Context, env Env, args []string) int {
 	var c common
 	var sources sourceList
-	var dryRun bool
-	fs := newFlagSet(env, "run", "--config FILE [--source ID ...] [--store DSN] [--dry-run]", &c)
+	var dryRun, extractOnly bool
+	fs := newFlagSet(env, "run", "--config FILE [--source ID ...] [--store DSN] [--dry-run] [--extract-only]", &c)
 	fs.Var(&sources, "source", "extract only this source (repeatable, or comma-separated); the others keep their current delivery")
 	fs.BoolVar(&dryRun, "dry-run", false, "read and check every delivery and the objection register; write nothing")
+	fs.BoolVar(&extractOnly, "extract-only", false, "stage the deliveries without publishing; 'careindex publish' publishes them")
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
+	stage := pipeline.StageAll
+	if extractOnly {
+		stage = pipeline.StageExtract
+	}
+	return runPipeline(ctx, env, "run", c, sources, dryRun, stage)
+}
+
+func publishCmd(ctx context.Context, env Env, args []string) int {
+	var c common
+	fs := newFlagSet(env, "publish", "--config FILE [--store DSN]", &c)
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	return runPipeline(ctx, env, "publish", c, nil, false, pipeline.StagePublish)
+}
+
+func runPipeline(ctx context.Context, env Env, name string, c common, sources []string, dryRun bool, stage pipeline.Stage) int {
 	cfg, err := c.loadConfig(env)
 	if err != nil {
-		return fail(env, "run", err)
+		return fail(env, name, err)
 	}
 	log, err := c.logger(env)
 	if err != nil {
-		return fail(env, "run", err)
+		return fail(env, name, err)
 	}
 	defer log.Sync()
-	opts := pipeline.Options{Config: cfg, Sources: sources, DryRun: dryRun, Log: log}
+	opts := pipeline.Options{Config: cfg, Sources: sources, DryRun: dryRun, Stage: stage, Log: log}
 	if !dryRun {
 		st, err := openStore(ctx, cfg.Store, log)
 		if err != nil {
-			return fail(env, "run", err)
+			return fail(env, name, err)
 		}
 		defer st.Close()
 		opts.Store = st
@@ -59,7 +77,7 @@ func runCmd(ctx context.Context, env Env, args []string) int {
 	res, err := pipeline.Run(ctx, opts)
 	printRun(env.Stdout, res, dryRun)
 	if err != nil {
-		return fail(env, "run", err)
+		return fail(env, name, err)
 	}
 	return ExitOK
 }
@@ -72,10 +90,10 @@ func printRun(w io.Writer, res pipeline.Result, dryRun bool) {
 	}
 	if len(res.Sources) > 0 {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "source\tstatus\trows in\tloaded\tquarantined\twithheld\tmerged\tstale\t")
+		fmt.Fprintln(tw, "source\tstatus\trows in\tloaded\tquarantined\twithheld\tmerged\tpending\tstale\t")
 		for _, o := range res.Sources {
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t\n", o.SourceID, o.Status, o.RowsIn, o.Loaded, o.Quarantined,
-				o.Withheld, o.Merged, yesNo(o.Stale))
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t\n", o.SourceID, o.Status, o.RowsIn, o.Loaded, o.Quarantined,
+				o.Withheld, o.Merged, o.Pending, yesNo(o.Stale))
 		}
 		tw.Flush()
 	}
