@@ -12,9 +12,9 @@
 // The role careindex_reader gets USAGE on careindex and SELECT on its views
 // and nothing else; viewers' login roles are granted careindex_reader.
 //
-// Only one run writes to a store at a time: StartRun takes a session
-// advisory lock that FinishRun releases (and that PostgreSQL releases when a
-// killed process's connection drops).
+// Runs are serialised with session advisory locks that StartRun takes and
+// FinishRun releases (PostgreSQL releases them when a killed process's
+// connection drops): one per extracted source, and one for publishing.
 package pgstore
 
 import (
@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/lib/pq"
@@ -31,18 +32,23 @@ import (
 	"github.com/careindex/careindex/loader/store"
 )
 
-// runLockKey is the advisory lock key that serialises runs on one database.
-const runLockKey = 0x63617265696e6478 // "careindx"
+// runLockKey is the advisory lock key that serialises publishing runs on
+// one database; sourceLockClass namespaces the per-source locks.
+const (
+	runLockKey      = 0x63617265696e6478 // "careindx"
+	sourceLockClass = 0x63617265         // "care"
+)
 
 // ErrBusy means another run holds the store.
 var ErrBusy = errors.New("another careindex run is using this store")
 
 // Store is a PostgreSQL regional store.
 type Store struct {
-	db      *sql.DB
-	log     *zap.Logger
-	lock    *sql.Conn // holds the run advisory lock while a run is open
-	lockRun int64
+	db  *sql.DB
+	log *zap.Logger
+
+	mu    sync.Mutex
+	locks map[int64]*sql.Conn // run id → the connection holding its advisory locks
 }
 
 var _ store.Store = (*Store)(nil)
@@ -63,7 +69,7 @@ func Open(ctx context.Context, dsn string, log *zap.Logger) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("connecting to postgres store: %w", err)
 	}
-	return &Store{db: db, log: log}, nil
+	return &Store{db: db, log: log, locks: map[int64]*sql.Conn{}}, nil
 }
 
 // DB returns the underlying pool, for tests and tools.
@@ -71,10 +77,12 @@ func (s *Store) DB() *sql.DB { return s.db }
 
 // Close releases the connections and any run lock still held.
 func (s *Store) Close() error {
-	if s.lock != nil {
-		s.lock.Close()
-		s.lock = nil
+	s.mu.Lock()
+	for id, c := range s.locks {
+		c.Close()
+		delete(s.locks, id)
 	}
+	s.mu.Unlock()
 	return s.db.Close()
 }
 
@@ -129,50 +137,71 @@ func (s *Store) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
 	return nil
 }
 
-// StartRun takes the store's run lock and records a new run.
+// StartRun takes the run's advisory locks and records a new run. Every run
+// locks the sources it extracts; a run that publishes (every kind but
+// "extract") also locks the store's publish lock. Locks are tried, not
+// waited for: a conflict is ErrBusy.
 func (s *Store) StartRun(ctx context.Context, info store.RunInfo) (int64, error) {
-	if s.lock != nil {
-		return 0, fmt.Errorf("%w: run %d is still open in this process", ErrBusy, s.lockRun)
-	}
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("starting run: %w", err)
 	}
-	var got bool
-	if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1)`, runLockKey).Scan(&got); err != nil {
+	release := func() {
+		_, _ = conn.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock_all()`)
 		conn.Close()
-		return 0, fmt.Errorf("taking run lock: %w", err)
-	}
-	if !got {
-		conn.Close()
-		return 0, ErrBusy
 	}
 	kind := info.Kind
 	if kind == "" {
 		kind = "run"
 	}
+	if kind != "extract" {
+		var got bool
+		if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1)`, runLockKey).Scan(&got); err != nil {
+			release()
+			return 0, fmt.Errorf("taking the publish lock: %w", err)
+		}
+		if !got {
+			release()
+			return 0, fmt.Errorf("%w: another run is publishing", ErrBusy)
+		}
+	}
+	for _, src := range info.Sources {
+		var got bool
+		if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1, hashtext($2))`, sourceLockClass, src).Scan(&got); err != nil {
+			release()
+			return 0, fmt.Errorf("taking the lock of source %s: %w", src, err)
+		}
+		if !got {
+			release()
+			return 0, fmt.Errorf("%w: another run is extracting source %s", ErrBusy, src)
+		}
+	}
 	var id int64
-	err = s.db.QueryRowContext(ctx,
-		`INSERT INTO careindex_ops.run (kind, started_at, sources) VALUES ($1, $2, $3) RETURNING run_id`,
-		kind, info.Started, strings.Join(info.Sources, ",")).Scan(&id)
+	err = conn.QueryRowContext(ctx, `INSERT INTO careindex_ops.run (kind, started_at, sources, backend_pid, backend_start)
+		SELECT $1, $2, $3, pid, backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()
+		RETURNING run_id`, kind, info.Started, strings.Join(info.Sources, ",")).Scan(&id)
 	if err != nil {
-		conn.Close()
+		release()
 		return 0, fmt.Errorf("recording run: %w", err)
 	}
-	// A run killed before it finished is still "running": it was abandoned.
-	if _, err := s.db.ExecContext(ctx, `UPDATE careindex_ops.run SET status = 'abandoned', finished_at = now(),
-		message = 'the process ended before the run finished' WHERE status = 'running' AND run_id <> $1`, id); err != nil {
-		conn.Close()
+	// A run whose connection is gone was killed before it finished.
+	if _, err := s.db.ExecContext(ctx, `UPDATE careindex_ops.run r SET status = 'abandoned', finished_at = now(),
+		message = 'the process ended before the run finished'
+		WHERE r.status = 'running' AND r.run_id <> $1 AND NOT EXISTS (
+			SELECT 1 FROM pg_stat_activity a WHERE a.pid = r.backend_pid AND a.backend_start = r.backend_start)`, id); err != nil {
+		release()
 		return 0, fmt.Errorf("closing abandoned runs: %w", err)
 	}
-	s.lock, s.lockRun = conn, id
+	s.mu.Lock()
+	s.locks[id] = conn
+	s.mu.Unlock()
 	return id, nil
 }
 
 // FinishRun records the run's end and the sources' outcomes (if the run did
-// not already record them when it published), then releases the run lock.
+// not already record them when it published), then releases its locks.
 func (s *Store) FinishRun(ctx context.Context, runID int64, status store.RunStatus, message string, sources []store.SourceOutcome) error {
-	defer s.releaseLock(runID)
+	defer s.releaseLocks(runID)
 	return s.inTx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE careindex_ops.run SET status = $2, message = $3, finished_at = now() WHERE run_id = $1`,
 			runID, string(status), message); err != nil {
@@ -191,13 +220,16 @@ func (s *Store) FinishRun(ctx context.Context, runID int64, status store.RunStat
 	})
 }
 
-func (s *Store) releaseLock(runID int64) {
-	if s.lock == nil || s.lockRun != runID {
+func (s *Store) releaseLocks(runID int64) {
+	s.mu.Lock()
+	conn, ok := s.locks[runID]
+	delete(s.locks, runID)
+	s.mu.Unlock()
+	if !ok {
 		return
 	}
-	_, _ = s.lock.ExecContext(context.Background(), `SELECT pg_advisory_unlock($1)`, runLockKey)
-	s.lock.Close()
-	s.lock, s.lockRun = nil, 0
+	_, _ = conn.ExecContext(context.Background(), `SELECT pg_advisory_unlock_all()`)
+	conn.Close()
 }
 
 func insertOutcomes(ctx context.Context, tx *sql.Tx, runID int64, sources []store.SourceOutcome) error {

@@ -17,8 +17,12 @@ CREATE TABLE IF NOT EXISTS careindex_ops.run (
 	status            text NOT NULL DEFAULT 'running',
 	message           text NOT NULL DEFAULT '',
 	sources           text NOT NULL DEFAULT '',
-	published_version bigint
+	published_version bigint,
+	backend_pid       integer,
+	backend_start     timestamptz
 );
+ALTER TABLE careindex_ops.run ADD COLUMN IF NOT EXISTS backend_pid integer;
+ALTER TABLE careindex_ops.run ADD COLUMN IF NOT EXISTS backend_start timestamptz;
 
 CREATE TABLE IF NOT EXISTS careindex_ops.run_source (
 	run_id      bigint NOT NULL REFERENCES careindex_ops.run,
