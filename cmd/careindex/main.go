@@ -15,7 +15,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := cli.Main(ctx, os.Args[1:], cli.Env{
 		Stdout: os.Stdout, Stderr: os.Stderr, LookupEnv: os.LookupEnv,
-		IsTerminal: cli.IsTerminal(os.Stderr),
+		IsTerminal: cli.IsTerminal(os.Stderr), StdoutIsTerminal: cli.IsTerminal(os.Stdout),
 	})
 	stop()
 	os.Exit(code)

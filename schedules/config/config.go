@@ -202,11 +202,11 @@ func Parse(raw []byte, dir string, lookup func(string) (string, bool)) (*Config,
 
 var refPattern = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}`)
 
-// expand replaces ${VAR} and ${VAR:-default}. An unset variable with no
-// default is an error, named without its value.
+// expand replaces ${VAR} and ${VAR:-default} outside comments. An unset
+// variable with no default is an error, named without its value.
 func expand(s string, lookup func(string) (string, bool)) (string, error) {
 	var missing []string
-	out := refPattern.ReplaceAllStringFunc(s, func(m string) string {
+	replace := func(m string) string {
 		sub := refPattern.FindStringSubmatch(m)
 		if lookup != nil {
 			if v, ok := lookup(sub[1]); ok && v != "" {
@@ -218,11 +218,37 @@ func expand(s string, lookup func(string) (string, bool)) (string, error) {
 		}
 		missing = append(missing, sub[1])
 		return ""
-	})
+	}
+	lines := strings.SplitAfter(s, "\n")
+	for i, line := range lines {
+		code, comment := splitComment(line)
+		lines[i] = refPattern.ReplaceAllStringFunc(code, replace) + comment
+	}
+	out := strings.Join(lines, "")
 	if len(missing) > 0 {
 		return "", fmt.Errorf("%w: environment variable %s is not set", ErrInvalid, strings.Join(missing, ", "))
 	}
 	return out, nil
+}
+
+// splitComment splits a YAML line before the # that starts a comment (at
+// the start of the line or after white space, outside quotes).
+func splitComment(line string) (code, comment string) {
+	var quote byte
+	for i := 0; i < len(line); i++ {
+		c := line[i]
+		switch {
+		case quote != 0:
+			if c == quote {
+				quote = 0
+			}
+		case c == '\'' || c == '"':
+			quote = c
+		case c == '#' && (i == 0 || line[i-1] == ' ' || line[i-1] == '\t'):
+			return line[:i], line[i:]
+		}
+	}
+	return line, ""
 }
 
 func (c *Config) withDefaults() {
@@ -333,6 +359,7 @@ func (c *Config) Redacted() Config {
 var kvPassword = regexp.MustCompile(`(?i)(password\s*=\s*)('[^']*'|\S+)`)
 var atPassword = regexp.MustCompile(`^([a-z0-9+]+://[^:/@]*:)[^@]*@`)
 
+
 // RedactDSN hides the password in a URL or key=value DSN, or a
 // user:password@ prefix of a MySQL DSN.
 func RedactDSN(dsn string) string {
@@ -343,10 +370,15 @@ func RedactDSN(dsn string) string {
 		}
 		return dsn
 	}
-	dsn = atPassword.ReplaceAllString(dsn, "${1}xxxxx@")
-	if i := strings.Index(dsn, "@tcp("); i > 0 {
-		if j := strings.Index(dsn[:i], ":"); j >= 0 {
-			dsn = dsn[:j+1] + "xxxxx" + dsn[i:]
+	if strings.Contains(dsn, "://") {
+		dsn = atPassword.ReplaceAllString(dsn, "${1}xxxxx@")
+	} else if slash := strings.LastIndex(dsn, "/"); slash > 0 {
+		// go-sql-driver splits user:password from the address at the
+		// last @ before the last /.
+		if at := strings.LastIndex(dsn[:slash], "@"); at > 0 {
+			if colon := strings.Index(dsn[:at], ":"); colon >= 0 {
+				dsn = dsn[:colon+1] + "xxxxx" + dsn[at:]
+			}
 		}
 	}
 	return kvPassword.ReplaceAllString(dsn, "${1}xxxxx")

@@ -100,6 +100,17 @@ type Options struct {
 	Log *zap.Logger
 	// SQLOpen opens an export database; defaults to sql.Open.
 	SQLOpen func(driver, dsn string) (*sql.DB, error)
+	// Progress, when set, is called about once a second while a source is
+	// read, and once when it ends (done true), with the rows read so far.
+	Progress func(p Progress)
+}
+
+// Progress reports how far the extraction of one source has got.
+type Progress struct {
+	SourceID string
+	Rows     int
+	Elapsed  time.Duration
+	Done     bool
 }
 
 // Result is what a run did.
@@ -512,9 +523,20 @@ func (r *runner) stage(ctx context.Context, src config.Source, current *store.De
 		return nil
 	}
 	reasons := map[string]int{}
+	started := time.Now()
+	lastProgress := started
+	progress := func(done bool) {
+		if r.opts.Progress != nil {
+			r.opts.Progress(Progress{SourceID: src.ID, Rows: rowsIn, Elapsed: time.Since(started), Done: done})
+		}
+	}
 	for d.reader.Next(ctx) {
 		row := d.reader.Row()
 		rowsIn++
+		if rowsIn%4096 == 0 && r.opts.Progress != nil && time.Since(lastProgress) > time.Second {
+			lastProgress = time.Now()
+			progress(false)
+		}
 		if d.hasher != nil {
 			d.hasher.Add(row.Values)
 		}
@@ -561,6 +583,7 @@ func (r *runner) stage(ctx context.Context, src config.Source, current *store.De
 		return store.Delivery{}, "", err
 	}
 	committed = true
+	progress(true)
 	fields := []zap.Field{zap.String("delivery", d.name), zap.Int("rows_in", rowsIn), zap.Int("quarantined", staged.Quarantined),
 		zap.Int("merged", staged.Merged)}
 	for reason, n := range reasons {

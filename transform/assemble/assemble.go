@@ -108,7 +108,10 @@ func (a *Assembler) flush() error {
 	}
 	d := a.register.Decide(nhs...)
 	var keep []store.StagedPerson
+	sensitive := false
 	for _, p := range g {
+		// An S-flag on any record, shared or not, hides the address.
+		sensitive = sensitive || p.Sensitive
 		if d.Shares(p.OrgCode) {
 			keep = append(keep, p)
 		} else {
@@ -133,7 +136,6 @@ func (a *Assembler) flush() error {
 		return cmp.Compare(a.rank[x.SourceID], a.rank[y.SourceID])
 	})
 	row := store.Patient{PatientID: pid, Status: "shared"}
-	sensitive := false
 	for _, p := range keep {
 		fill(&row.NHSNumber, p.NHSNumber)
 		fill(&row.FamilyName, p.FamilyName)
@@ -144,7 +146,6 @@ func (a *Assembler) flush() error {
 		}
 		fill(&row.Postcode, p.Postcode)
 		fill(&row.GPPractice, p.GPPractice)
-		sensitive = sensitive || p.Sensitive
 	}
 	if row.Sex == "" {
 		row.Sex = "unknown"

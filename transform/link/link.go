@@ -65,6 +65,7 @@ func (l *Linker) Link(ctx context.Context, sourceID, org string, batch []record.
 	decisions := make([]decision, len(batch))
 	newNHS := map[string]int64{}   // NHS number → placeholder or id, new in this batch
 	newLocal := map[string]int64{} // local id → placeholder, new in this batch
+	learned := map[string]bool{}   // existing links that learned a date of birth
 	next := int64(0)
 	placeholder := func() int64 { next--; return next }
 	for i, p := range batch {
@@ -76,6 +77,13 @@ func (l *Linker) Link(ctx context.Context, sourceID, org string, batch []record.
 					continue
 				}
 				pid = k.PatientID
+				if k.DateOfBirth == "" && p.DateOfBirth != "" {
+					// The link learns the date of birth, so that a later
+					// record with another one is held for review.
+					k.DateOfBirth = p.DateOfBirth
+					byNHS[p.NHSNumber] = k
+					learned[p.NHSNumber] = true
+				}
 			} else if ph, ok := newNHS[p.NHSNumber]; ok {
 				pid = ph
 			} else if old, ok := byLocal[p.LocalID]; ok {
@@ -116,6 +124,11 @@ func (l *Linker) Link(ctx context.Context, sourceID, org string, batch []record.
 	saveNHS := map[string]store.Link{}
 	for n, pid := range newNHS {
 		saveNHS[n] = store.Link{PatientID: resolve(pid), DateOfBirth: byNHS[n].DateOfBirth}
+	}
+	for n := range learned {
+		if _, ok := saveNHS[n]; !ok {
+			saveNHS[n] = store.Link{PatientID: resolve(byNHS[n].PatientID), DateOfBirth: byNHS[n].DateOfBirth}
+		}
 	}
 	saveLocal := map[string]int64{}
 	var linked []store.StagedPerson

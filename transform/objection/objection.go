@@ -164,10 +164,10 @@ func Read(ctx context.Context, r io.Reader, name string, now time.Time) (*Regist
 		if err == io.EOF {
 			break
 		}
-		line, _ := cr.FieldPos(0)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %s: %w", ErrUnreadable, name, err)
 		}
+		line, _ := cr.FieldPos(0)
 		get := func(k string) string {
 			if i := col[k]; i < len(rec) {
 				return strings.TrimSpace(rec[i])
@@ -199,6 +199,7 @@ func parseRow(nhs, scope, recorded, withdrawn string) (Objection, error) {
 		return o, fmt.Errorf("nhs_number: %w", err)
 	}
 	o.NHSNumber = n
+	all := false
 	switch strings.ToLower(scope) {
 	case "all":
 	case "":
@@ -209,6 +210,11 @@ func parseRow(nhs, scope, recorded, withdrawn string) (Objection, error) {
 			if c == "" {
 				continue
 			}
+			if c == "ALL" {
+				// "all" anywhere in the list covers every organisation.
+				all = true
+				continue
+			}
 			if len(c) < 3 || len(c) > 10 || strings.IndexFunc(c, func(r rune) bool {
 				return !(r >= 'A' && r <= 'Z' || r >= '0' && r <= '9')
 			}) >= 0 {
@@ -216,7 +222,9 @@ func parseRow(nhs, scope, recorded, withdrawn string) (Objection, error) {
 			}
 			o.Orgs = append(o.Orgs, c)
 		}
-		if len(o.Orgs) == 0 {
+		if all {
+			o.Orgs = nil
+		} else if len(o.Orgs) == 0 {
 			return o, errors.New("scope: no ODS code")
 		}
 	}

@@ -42,6 +42,8 @@ type Env struct {
 	// IsTerminal says whether Stderr is a terminal (console logs) or not
 	// (JSON logs).
 	IsTerminal bool
+	// StdoutIsTerminal turns on progress lines for long runs.
+	StdoutIsTerminal bool
 }
 
 // IsTerminal reports whether f is a character device.

@@ -66,6 +66,16 @@ func runPipeline(ctx context.Context, env Env, name string, c common, sources []
 	}
 	defer log.Sync()
 	opts := pipeline.Options{Config: cfg, Sources: sources, DryRun: dryRun, Stage: stage, Log: log}
+	if env.StdoutIsTerminal {
+		opts.Progress = func(p pipeline.Progress) {
+			rate := float64(p.Rows) / max(p.Elapsed.Seconds(), 0.001)
+			end := "\r"
+			if p.Done {
+				end = "\n"
+			}
+			fmt.Fprintf(env.Stdout, "\x1b[2K  %-24s %10d rows  %9.0f rows/s%s", p.SourceID, p.Rows, rate, end)
+		}
+	}
 	if !dryRun {
 		st, err := openStore(ctx, cfg.Store, log)
 		if err != nil {
