@@ -448,12 +448,14 @@ func TestRollback(t *testing.T) {
 	if r.liveVersion(t) == firstVersion || r.dump(t) == first {
 		t.Fatal("the new delivery was not published")
 	}
+	secondVersion := r.liveVersion(t)
 	res := r.mustRun(t, "rollback")
-	if !strings.Contains(res.stdout, "Rolled back") {
+	if !strings.Contains(res.stdout, "rolled back") {
 		t.Errorf("rollback output: %s", res.stdout)
 	}
-	if r.liveVersion(t) != firstVersion || r.dump(t) != first {
-		t.Errorf("rollback did not restore version %d", firstVersion)
+	// The rollback republishes version 1's deliveries as a new version.
+	if v := r.liveVersion(t); v == firstVersion || v == secondVersion || r.dump(t) != first {
+		t.Errorf("rollback did not restore the contents of version %d (live is %d)", firstVersion, v)
 	}
 	// Nothing further back was kept.
 	if res := r.careindex(t, "rollback"); res.code == 0 {
@@ -738,5 +740,185 @@ func TestExtractOnlyThenPublish(t *testing.T) {
 	}
 	if res := r.mustRun(t, "publish"); !strings.Contains(res.stdout, "unchanged") {
 		t.Errorf("a second publish with nothing new was not unchanged:\n%s", res.stdout)
+	}
+}
+
+func TestComplianceReport(t *testing.T) {
+	t.Parallel()
+	r := newRegion(t)
+	r.mustRun(t, "run")
+	text := r.mustRun(t, "report", "compliance")
+	// Run ids and times differ between runs; the golden file has them masked.
+	mask := func(s string) string {
+		lines := strings.Split(s, "\n")
+		if strings.HasPrefix(lines[0], "Compliance report:") {
+			lines[0] = "Compliance report: (run, version and time masked)"
+		}
+		return strings.Join(lines, "\n")
+	}
+	golden(t, "compliance.golden", mask(text.stdout))
+	csvOut := r.mustRun(t, "report", "compliance", "--format", "csv")
+	var csvMasked []string
+	for i, line := range strings.Split(strings.TrimSpace(csvOut.stdout), "\n") {
+		if i > 0 {
+			_, rest, _ := strings.Cut(line, ",")
+			_, rest, _ = strings.Cut(rest, ",")
+			line = "RUN,VERSION," + rest
+		}
+		csvMasked = append(csvMasked, line)
+	}
+	golden(t, "compliance.csv.golden", strings.Join(csvMasked, "\n")+"\n")
+	js := r.mustRun(t, "report", "compliance", "--format", "json")
+	var rep struct {
+		RunID     int64 `json:"run_id"`
+		Overrides []struct {
+			Reason       string `json:"reason"`
+			AuthorisedBy string `json:"authorised_by"`
+		} `json:"overrides"`
+	}
+	if err := json.Unmarshal([]byte(js.stdout), &rep); err != nil {
+		t.Fatalf("report json: %v\n%s", err, js.stdout)
+	}
+	if rep.RunID != r.lastRun(t) || len(rep.Overrides) != 1 || rep.Overrides[0].Reason != "safeguarding" {
+		t.Errorf("json report: %+v", rep)
+	}
+	for _, out := range []string{text.stdout, csvOut.stdout, js.stdout} {
+		if strings.Contains(out, "5002977278") || strings.Contains(strings.ToUpper(out), "PENNINGTON") {
+			t.Errorf("the report carries patient identifiers:\n%s", out)
+		}
+	}
+	if res := r.careindex(t, "report", "compliance", "--run", "999"); res.code == 0 {
+		t.Errorf("a report on a run that published nothing succeeded")
+	}
+}
+
+func TestAuditFindsLeaks(t *testing.T) {
+	t.Parallel()
+	r := newRegion(t)
+	r.mustRun(t, "run")
+	if res := r.careindex(t, "audit"); res.code != 0 {
+		t.Fatalf("audit of a fresh publish: exit %d\n%s\n%s", res.code, res.stdout, res.stderr)
+	}
+	// A new objection arrives (all sharing, for the shared patient
+	// 6278534940) and a new sensitive code; nothing is republished yet.
+	reg := filepath.Join(r.dir, "drops", "objections", "objections_20261125.csv")
+	old, _ := os.ReadFile(filepath.Join(r.dir, "drops", "objections", "objections_20261124.csv"))
+	os.WriteFile(reg, append(old, []byte("6278534940,all,2026-11-01,\n")...), 0o644)
+	codes, _ := os.ReadFile(filepath.Join(r.dir, "sensitive_codes.csv"))
+	os.WriteFile(filepath.Join(r.dir, "sensitive_codes.csv"), append(codes, []byte("35489007,mental_health_test\n")...), 0o644)
+
+	res := r.careindex(t, "audit", "--json")
+	if res.code != 5 {
+		t.Fatalf("audit exit %d, want 5 (leaks)\n%s\n%s", res.code, res.stdout, res.stderr)
+	}
+	var out struct {
+		Leaks []struct {
+			PatientID int64  `json:"patient_id"`
+			What      string `json:"what"`
+		} `json:"leaks"`
+	}
+	if err := json.Unmarshal([]byte(res.stdout), &out); err != nil {
+		t.Fatalf("audit --json: %v\n%s", err, res.stdout)
+	}
+	pid := r.scalar(t, `SELECT patient_id FROM careindex.patient WHERE nhs_number = '6278534940'`)
+	var objecting, sensitiveLeak bool
+	for _, l := range out.Leaks {
+		if l.PatientID == pid && strings.Contains(l.What, "objects to all sharing") {
+			objecting = true
+		}
+		if strings.Contains(l.What, "mental_health_test") {
+			sensitiveLeak = true
+		}
+	}
+	if !objecting || !sensitiveLeak {
+		t.Errorf("audit missed a leak: %+v", out.Leaks)
+	}
+	if strings.Contains(res.stdout+res.stderr, "6278534940") {
+		t.Errorf("audit output carries an NHS number")
+	}
+	// The next run publishes under the new rules; the audit is clean again.
+	r.mustRun(t, "run")
+	if res := r.careindex(t, "audit"); res.code != 0 {
+		t.Errorf("audit after republishing: exit %d\n%s", res.code, res.stdout)
+	}
+	if got := r.scalar(t, `SELECT count(*) FROM careindex.patient WHERE patient_id = $1 AND status = 'withheld'`, pid); got != 1 {
+		t.Errorf("the new objection did not withhold the patient at the next publish")
+	}
+}
+
+func TestRollbackAppliesCurrentRegister(t *testing.T) {
+	t.Parallel()
+	r := newRegion(t)
+	r.mustRun(t, "run")
+	pid := r.scalar(t, `SELECT patient_id FROM careindex.patient WHERE nhs_number = '6278534940'`)
+	// Night 2: a new GP delivery and a new objection for a shared patient.
+	src := filepath.Join(r.dir, "drops", "d81001", "patients_20261124.csv")
+	b, _ := os.ReadFile(src)
+	os.WriteFile(filepath.Join(r.dir, "drops", "d81001", "patients_20261125.csv"), b[:len(b)-2], 0o644)
+	old, _ := os.ReadFile(filepath.Join(r.dir, "drops", "objections", "objections_20261124.csv"))
+	os.WriteFile(filepath.Join(r.dir, "drops", "objections", "objections_20261125.csv"), append(old, []byte("6278534940,all,2026-11-01,\n")...), 0o644)
+	r.mustRun(t, "run")
+	if got := r.scalar(t, `SELECT count(*) FROM careindex.patient WHERE patient_id = $1 AND status = 'withheld'`, pid); got != 1 {
+		t.Fatal("the objection was not applied")
+	}
+	// Rolling back to night 1's deliveries must not re-expose the patient.
+	r.mustRun(t, "rollback")
+	if got := r.scalar(t, `SELECT count(*) FROM careindex.patient WHERE patient_id = $1 AND status = 'withheld'`, pid); got != 1 {
+		t.Error("rollback re-exposed a patient who objected after the previous version was published")
+	}
+	if got := r.scalar(t, `SELECT count(*) FROM careindex.record_location WHERE patient_id = $1`, pid); got != 0 {
+		t.Error("rollback published record locations of an objecting patient")
+	}
+	if res := r.careindex(t, "audit"); res.code != 0 {
+		t.Errorf("audit after rollback: exit %d\n%s", res.code, res.stdout)
+	}
+	if n := r.scalar(t, `SELECT count(*) FROM careindex_ops.run_source rs JOIN careindex_ops.run r USING (run_id)
+		WHERE r.kind = 'rollback' AND rs.rows_in <> rs.loaded + rs.quarantined + rs.withheld + rs.merged`); n != 0 {
+		t.Errorf("the rollback's ledger does not balance")
+	}
+}
+
+func TestRulesFailClosed(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name   string
+		break_ func(dir string)
+		want   string
+	}{
+		{"unreadable code list", func(dir string) { os.Remove(filepath.Join(dir, "sensitive_codes.csv")) }, "sensitive code list unreadable"},
+		{"partly invalid register", func(dir string) {
+			p := filepath.Join(dir, "drops", "objections", "objections_20261124.csv")
+			b, _ := os.ReadFile(p)
+			os.WriteFile(p, append(b, []byte("6278534940,all,not-a-date,\n")...), 0o644)
+		}, "objection register unreadable"},
+		{"invalid override", func(dir string) {
+			p := filepath.Join(dir, "drops", "overrides", "overrides_20261124.csv")
+			b, _ := os.ReadFile(p)
+			os.WriteFile(p, append(b, []byte("6278534940,because,someone,2026-01-01,,all\n")...), 0o644)
+		}, "override register unreadable"},
+		{"broken refset", func(dir string) {
+			os.WriteFile(filepath.Join(dir, "refsets", "der2_Refset_SimpleFull_GPSummaryExclusions_20261001.txt"), []byte("not\ta refset\n"), 0o644)
+		}, "sensitive code list unreadable"},
+		{"unreadable withheld items", func(dir string) { os.Remove(filepath.Join(dir, "withheld_items.csv")) }, "sensitive code list unreadable"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := newRegion(t)
+			r.mustRun(t, "run")
+			before, version := r.dump(t), r.liveVersion(t)
+			os.WriteFile(filepath.Join(r.dir, "drops", "d81001", "patients_20261125.csv"), []byte("PatientID,NHSNo,Surname,Forename,DOB,Gender,Postcode,SFlag\r\n"), 0o644)
+			tc.break_(r.dir)
+			res := r.careindex(t, "run")
+			if res.code != 3 || !strings.Contains(res.stderr, tc.want) {
+				t.Fatalf("exit %d, want 3 saying %q:\n%s", res.code, tc.want, res.stderr)
+			}
+			if r.liveVersion(t) != version || r.dump(t) != before {
+				t.Error("the live version changed")
+			}
+			if n := r.scalar(t, `SELECT count(*) FROM careindex_ops.run WHERE status = 'blocked'`); n != 1 {
+				t.Errorf("%d blocked runs in the ledger, want 1", n)
+			}
+		})
 	}
 }

@@ -153,6 +153,10 @@ func Format(v any) string {
 	case bool:
 		return strconv.FormatBool(v)
 	case time.Time:
+		if v.IsZero() {
+			// MySQL's zero date '0000-00-00' arrives as the zero time: no date.
+			return ""
+		}
 		if h, m, s := v.Clock(); h == 0 && m == 0 && s == 0 && v.Nanosecond() == 0 {
 			return v.Format(time.DateOnly)
 		}

@@ -134,7 +134,7 @@ func (v *version) AddLocation(l store.Location) error {
 
 func (v *version) AddItem(i store.Item) error {
 	return v.items.add(context.Background(), v.n, i.PatientID, i.OrgCode, i.Kind, i.CodeSystem, i.Code, i.Display,
-		nullable(i.StartDate), nullable(i.EndDate), i.Status)
+		nullable(i.StartDate), nullable(i.EndDate), i.Status, i.ItemID)
 }
 
 func (v *version) AddOrganisation(o store.Organisation) error {
@@ -191,7 +191,7 @@ func (v *version) Abort(ctx context.Context) error {
 // StreamPersons streams the unmerged staged persons of deliveries.
 func (s *Store) StreamPersons(ctx context.Context, deliveries []int64, fn func(store.StagedPerson) error) error {
 	rows, err := s.db.QueryContext(ctx, `SELECT delivery_id, source_id, file, line, org_code, local_id, nhs_number, family_name,
-			given_name, COALESCE(to_char(date_of_birth, 'YYYY-MM-DD'), ''), sex, postcode, gp_practice, sensitive, patient_id
+			given_name, COALESCE(to_char(date_of_birth, 'YYYY-MM-DD'), ''), sex, postcode, gp_practice, sensitive, objection, address, patient_id
 		FROM careindex_ops.staged_person WHERE delivery_id = ANY($1) AND NOT merged
 		ORDER BY patient_id, delivery_id, line`, pq.Array(deliveries))
 	if err != nil {
@@ -201,7 +201,7 @@ func (s *Store) StreamPersons(ctx context.Context, deliveries []int64, fn func(s
 	for rows.Next() {
 		var p store.StagedPerson
 		if err := rows.Scan(&p.DeliveryID, &p.SourceID, &p.File, &p.Line, &p.OrgCode, &p.LocalID, &p.NHSNumber, &p.FamilyName,
-			&p.GivenName, &p.DateOfBirth, &p.Sex, &p.Postcode, &p.GPPractice, &p.Sensitive, &p.PatientID); err != nil {
+			&p.GivenName, &p.DateOfBirth, &p.Sex, &p.Postcode, &p.GPPractice, &p.Sensitive, &p.Objection, &p.Address, &p.PatientID); err != nil {
 			return fmt.Errorf("reading staged persons: %w", err)
 		}
 		if err := fn(p); err != nil {
@@ -284,6 +284,8 @@ func (s *Store) Swap(ctx context.Context, sw store.Swap) error {
 			{`INSERT INTO careindex_data.live (one, version) VALUES (true, $1) ON CONFLICT (one) DO UPDATE SET version = EXCLUDED.version`,
 				[]any{sw.Version}},
 			{`UPDATE careindex_ops.run SET published_version = $2 WHERE run_id = $1`, []any{sw.RunID, sw.Version}},
+			{`UPDATE careindex_data.version SET state = 'rolled_back' WHERE version = $1`, []any{sw.RollbackFrom}},
+			{`UPDATE careindex_data.version SET state = 'superseded' WHERE version = $1`, []any{sw.RollbackTo}},
 		}
 		for _, st := range stmts {
 			if _, err := tx.ExecContext(ctx, st.q, st.args...); err != nil {
@@ -311,6 +313,23 @@ func (s *Store) Swap(ctx context.Context, sw store.Swap) error {
 		}
 		if err := insertOutcomes(ctx, tx, sw.RunID, sw.Sources); err != nil {
 			return err
+		}
+		for _, w := range sw.Withheld {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO careindex_ops.withheld_summary (run_id, version, source_id, kind, reason, count)
+				VALUES ($1, $2, $3, $4, $5, $6)`, sw.RunID, sw.Version, w.SourceID, w.Kind, w.Reason, w.Count); err != nil {
+				return fmt.Errorf("recording withheld counts: %w", err)
+			}
+		}
+		for _, o := range sw.Overrides {
+			var to any
+			if !o.ValidTo.IsZero() {
+				to = o.ValidTo
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO careindex_ops.override_applied
+				(run_id, version, patient_id, reason, authorised_by, valid_from, valid_to, scope) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)`,
+				sw.RunID, sw.Version, o.PatientID, o.Reason, o.AuthorisedBy, o.ValidFrom, to, o.Scope); err != nil {
+				return fmt.Errorf("recording applied overrides: %w", err)
+			}
 		}
 		for _, r := range sw.Rejects {
 			if _, err := tx.ExecContext(ctx, `INSERT INTO careindex_ops.quarantine (run_id, source_id, file, line, reason, raw)
@@ -381,25 +400,29 @@ func (s *Store) retire(ctx context.Context, keep int) error {
 	if keep < 2 {
 		keep = 2
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT version FROM careindex_data.version WHERE state IN ('kept', 'rolled_back')
-		ORDER BY (state = 'kept') DESC, version DESC`)
+	// Keep the newest keep-1 kept versions; drop older kept ones and every
+	// version that was rolled back or superseded by a rollback.
+	rows, err := s.db.QueryContext(ctx, `SELECT version, state FROM careindex_data.version
+		WHERE state IN ('kept', 'rolled_back', 'superseded') ORDER BY version DESC`)
 	if err != nil {
 		return fmt.Errorf("listing kept versions: %w", err)
 	}
-	var kept []int64
+	var retired []int64
+	kept := 0
 	for rows.Next() {
 		var v int64
-		if err := rows.Scan(&v); err != nil {
+		var state string
+		if err := rows.Scan(&v, &state); err != nil {
 			rows.Close()
 			return fmt.Errorf("listing kept versions: %w", err)
 		}
-		kept = append(kept, v)
+		if state == "kept" && kept < keep-1 {
+			kept++
+			continue
+		}
+		retired = append(retired, v)
 	}
 	rows.Close()
-	var retired []int64
-	if len(kept) > keep-1 {
-		retired = kept[keep-1:]
-	}
 	for _, v := range retired {
 		if err := s.dropVersionTables(ctx, v, true); err != nil {
 			s.log.Warn("could not drop an old version; it will be tried again after the next publish", zap.Int64("version", v), zap.Error(err))
@@ -419,7 +442,7 @@ func (s *Store) retire(ctx context.Context, keep int) error {
 	_, err = s.db.ExecContext(ctx, `WITH unused AS (
 			SELECT d.delivery_id FROM careindex_ops.delivery d WHERE d.status = 'published' AND NOT EXISTS (
 				SELECT 1 FROM careindex_ops.version_delivery vd JOIN careindex_data.version v ON v.version = vd.version
-				WHERE vd.delivery_id = d.delivery_id AND v.state IN ('live', 'kept', 'rolled_back')))
+				WHERE vd.delivery_id = d.delivery_id AND v.state IN ('live', 'kept')))
 		, p AS (DELETE FROM careindex_ops.staged_person WHERE delivery_id IN (SELECT delivery_id FROM unused))
 		, i AS (DELETE FROM careindex_ops.staged_item WHERE delivery_id IN (SELECT delivery_id FROM unused))
 		UPDATE careindex_ops.delivery SET status = 'superseded' WHERE delivery_id IN (SELECT delivery_id FROM unused)`)
@@ -429,43 +452,47 @@ func (s *Store) retire(ctx context.Context, keep int) error {
 	return nil
 }
 
-// Rollback makes the newest kept version live again. The version rolled
-// back from is kept (state rolled_back) until it is retired.
-func (s *Store) Rollback(ctx context.Context, runID int64) (from, to store.Publication, err error) {
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `LOCK TABLE careindex_data.live IN EXCLUSIVE MODE`); err != nil {
-			return fmt.Errorf("locking live pointer: %w", err)
+// Previous returns the newest kept version older than the live one, with
+// the deliveries it was built from.
+func (s *Store) Previous(ctx context.Context) (store.Publication, []store.VersionSource, bool, error) {
+	var p store.Publication
+	err := s.db.QueryRowContext(ctx, `SELECT v.version, v.run_id, v.published_at, v.register_hash FROM careindex_data.version v
+		WHERE v.state = 'kept' AND v.version < (SELECT version FROM careindex_data.live)
+		ORDER BY v.version DESC LIMIT 1`).Scan(&p.Version, &p.RunID, &p.PublishedAt, &p.RegisterHash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return p, nil, false, nil
+	}
+	if err != nil {
+		return p, nil, false, fmt.Errorf("finding the previous version: %w", err)
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT vd.source_id, vd.stale, vd.stale_reason, d.delivery_id, d.org_code, d.kind, d.name,
+			d.hash, d.received_at, d.rows_in, d.quarantined, d.merged
+		FROM careindex_ops.version_delivery vd LEFT JOIN careindex_ops.delivery d ON d.delivery_id = vd.delivery_id
+		WHERE vd.version = $1 ORDER BY vd.source_id`, p.Version)
+	if err != nil {
+		return p, nil, false, fmt.Errorf("reading the previous version's deliveries: %w", err)
+	}
+	defer rows.Close()
+	var out []store.VersionSource
+	for rows.Next() {
+		var vs store.VersionSource
+		var id sql.NullInt64
+		var org, kind, name, hash sql.NullString
+		var at sql.NullTime
+		var in, q, m sql.NullInt64
+		if err := rows.Scan(&vs.SourceID, &vs.Stale, &vs.StaleReason, &id, &org, &kind, &name, &hash, &at, &in, &q, &m); err != nil {
+			return p, nil, false, fmt.Errorf("reading the previous version's deliveries: %w", err)
 		}
-		if err := tx.QueryRowContext(ctx, `SELECT v.version, v.run_id, v.published_at FROM careindex_data.live l
-			JOIN careindex_data.version v ON v.version = l.version`).Scan(&from.Version, &from.RunID, &from.PublishedAt); err != nil {
-			if errors.Is(err, sql.ErrNoRows) {
-				return ErrNoPrevious
-			}
-			return fmt.Errorf("reading live version: %w", err)
+		if id.Valid {
+			vs.Delivery = &store.Delivery{ID: id.Int64, SourceID: vs.SourceID, OrgCode: org.String, Kind: kind.String, Name: name.String,
+				Hash: hash.String, ReceivedAt: at.Time, RowsIn: int(in.Int64), Quarantined: int(q.Int64), Merged: int(m.Int64)}
 		}
-		if err := tx.QueryRowContext(ctx, `SELECT version, run_id, published_at FROM careindex_data.version
-			WHERE state = 'kept' AND version < $1 ORDER BY version DESC LIMIT 1`, from.Version).Scan(&to.Version, &to.RunID, &to.PublishedAt); err != nil {
-			if errors.Is(err, sql.ErrNoRows) {
-				return ErrNoPrevious
-			}
-			return fmt.Errorf("finding previous version: %w", err)
+		if vs.Stale {
+			p.Stale = append(p.Stale, vs.SourceID)
 		}
-		for _, st := range []struct {
-			q    string
-			args []any
-		}{
-			{`UPDATE careindex_data.version SET state = 'rolled_back' WHERE version = $1`, []any{from.Version}},
-			{`UPDATE careindex_data.version SET state = 'live' WHERE version = $1`, []any{to.Version}},
-			{`UPDATE careindex_data.live SET version = $1`, []any{to.Version}},
-			{`UPDATE careindex_ops.run SET published_version = $1 WHERE run_id = $2`, []any{to.Version, runID}},
-		} {
-			if _, err := tx.ExecContext(ctx, st.q, st.args...); err != nil {
-				return fmt.Errorf("rolling back: %w", err)
-			}
-		}
-		return nil
-	})
-	return from, to, err
+		out = append(out, vs)
+	}
+	return p, out, true, rows.Err()
 }
 
 // Status reports the live version, recent runs and every source's state.

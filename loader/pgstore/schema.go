@@ -86,10 +86,15 @@ CREATE TABLE IF NOT EXISTS careindex_ops.staged_person (
 	postcode      text NOT NULL DEFAULT '',
 	gp_practice   text NOT NULL DEFAULT '',
 	sensitive     boolean NOT NULL DEFAULT false,
+	objection     text NOT NULL DEFAULT '',
+	address       text NOT NULL DEFAULT '',
 	patient_id    bigint NOT NULL,
 	merged        boolean NOT NULL DEFAULT false
 );
+ALTER TABLE careindex_ops.staged_person ADD COLUMN IF NOT EXISTS objection text NOT NULL DEFAULT '';
+ALTER TABLE careindex_ops.staged_person ADD COLUMN IF NOT EXISTS address text NOT NULL DEFAULT '';
 CREATE INDEX IF NOT EXISTS staged_person_key ON careindex_ops.staged_person (delivery_id, org_code, local_id, line);
+CREATE INDEX IF NOT EXISTS staged_person_patient ON careindex_ops.staged_person (patient_id) WHERE objection <> '';
 
 CREATE TABLE IF NOT EXISTS careindex_ops.staged_item (
 	delivery_id bigint NOT NULL,
@@ -151,6 +156,28 @@ CREATE TABLE IF NOT EXISTS careindex_ops.review (
 	UNIQUE (org_code, local_id, nhs_number)
 );
 
+CREATE TABLE IF NOT EXISTS careindex_ops.withheld_summary (
+	run_id    bigint NOT NULL,
+	version   bigint NOT NULL,
+	source_id text NOT NULL DEFAULT '',
+	kind      text NOT NULL,
+	reason    text NOT NULL,
+	count     bigint NOT NULL
+);
+CREATE INDEX IF NOT EXISTS withheld_summary_run ON careindex_ops.withheld_summary (run_id);
+
+CREATE TABLE IF NOT EXISTS careindex_ops.override_applied (
+	run_id        bigint NOT NULL,
+	version       bigint NOT NULL,
+	patient_id    bigint NOT NULL,
+	reason        text NOT NULL,
+	authorised_by text NOT NULL,
+	valid_from    date NOT NULL,
+	valid_to      date,
+	scope         text NOT NULL
+);
+CREATE INDEX IF NOT EXISTS override_applied_run ON careindex_ops.override_applied (run_id);
+
 CREATE TABLE IF NOT EXISTS careindex_ops.version_delivery (
 	version      bigint NOT NULL,
 	source_id    text NOT NULL,
@@ -210,7 +237,8 @@ CREATE TABLE IF NOT EXISTS careindex_data.care_item (
 	display     text NOT NULL,
 	start_date  date,
 	end_date    date,
-	status      text NOT NULL
+	status      text NOT NULL,
+	item_id     text NOT NULL DEFAULT ''
 ) PARTITION BY LIST (version);
 CREATE INDEX IF NOT EXISTS care_item_patient ON careindex_data.care_item (version, patient_id);
 
@@ -231,7 +259,7 @@ CREATE OR REPLACE VIEW careindex.record_location AS
 	SELECT patient_id, org_code, local_id
 	FROM careindex_data.record_location WHERE version = (SELECT version FROM careindex_data.live);
 CREATE OR REPLACE VIEW careindex.care_item AS
-	SELECT patient_id, org_code, kind, code_system, code, display, start_date, end_date, status
+	SELECT patient_id, org_code, kind, code_system, code, display, start_date, end_date, status, item_id
 	FROM careindex_data.care_item WHERE version = (SELECT version FROM careindex_data.live);
 CREATE OR REPLACE VIEW careindex.organisation AS
 	SELECT org_code, name, org_type, last_delivery_at, stale
@@ -252,7 +280,7 @@ GRANT SELECT ON ALL TABLES IN SCHEMA careindex TO careindex_reader;
 var (
 	patientCols  = []string{"version", "patient_id", "nhs_number", "family_name", "given_name", "date_of_birth", "sex", "postcode", "gp_practice", "status"}
 	locationCols = []string{"version", "patient_id", "org_code", "local_id"}
-	itemCols     = []string{"version", "patient_id", "org_code", "kind", "code_system", "code", "display", "start_date", "end_date", "status"}
+	itemCols     = []string{"version", "patient_id", "org_code", "kind", "code_system", "code", "display", "start_date", "end_date", "status", "item_id"}
 	orgCols      = []string{"version", "org_code", "name", "org_type", "last_delivery_at", "stale"}
 	// publishedTables lists the partitioned tables and the indexes each
 	// partition gets before it is attached (matching the parent's).

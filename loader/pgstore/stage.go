@@ -52,7 +52,7 @@ type stager struct {
 
 var (
 	stagedPersonCols = []string{"delivery_id", "source_id", "file", "line", "org_code", "local_id", "nhs_number", "family_name",
-		"given_name", "date_of_birth", "sex", "postcode", "gp_practice", "sensitive", "patient_id"}
+		"given_name", "date_of_birth", "sex", "postcode", "gp_practice", "sensitive", "objection", "address", "patient_id"}
 	stagedItemCols = []string{"delivery_id", "source_id", "file", "line", "org_code", "local_id", "item_id", "kind", "code_system",
 		"code", "display", "start_date", "end_date", "status", "dedupe_key"}
 	quarantineCols = []string{"run_id", "source_id", "delivery_id", "file", "line", "reason", "raw"}
@@ -68,7 +68,7 @@ func (st *stager) AddPersons(ctx context.Context, ps []store.StagedPerson) error
 	}
 	for _, p := range ps {
 		if err := st.persons.add(ctx, st.d.ID, st.d.SourceID, p.File, p.Line, p.OrgCode, p.LocalID, p.NHSNumber, p.FamilyName,
-			p.GivenName, nullable(p.DateOfBirth), p.Sex, p.Postcode, p.GPPractice, p.Sensitive, p.PatientID); err != nil {
+			p.GivenName, nullable(p.DateOfBirth), p.Sex, p.Postcode, p.GPPractice, p.Sensitive, p.Objection, p.Address, p.PatientID); err != nil {
 			return err
 		}
 	}

@@ -62,11 +62,51 @@ type Store interface {
 	Swap(ctx context.Context, s Swap) error
 	// Live returns the live publication, if any.
 	Live(ctx context.Context) (Publication, bool, error)
-	// Rollback makes the previous kept version live again.
-	Rollback(ctx context.Context, runID int64) (from, to Publication, err error)
+	// Previous returns the newest kept version older than the live one
+	// and the deliveries (and stale flags) it was built from. A rollback
+	// publishes those deliveries again under the rules in force now.
+	Previous(ctx context.Context) (Publication, []VersionSource, bool, error)
 
 	// Status reports the recent runs and the state of every source.
 	Status(ctx context.Context, runs int) (Status, error)
+	// Compliance reports what a publishing run withheld and which
+	// overrides it applied; runID 0 means the latest publishing run.
+	Compliance(ctx context.Context, runID int64) (Compliance, error)
+	// StreamLive calls fn for every patient of the live version, ordered by
+	// patient id, with all its NHS numbers (published and linked), record
+	// locations and care items.
+	StreamLive(ctx context.Context, fn func(LivePatient) error) error
+}
+
+// Compliance is what one publishing run withheld.
+type Compliance struct {
+	RunID       int64             `json:"run_id"`
+	Version     int64             `json:"version"`
+	PublishedAt time.Time         `json:"published_at"`
+	Withheld    []WithheldCount   `json:"withheld"`
+	Overrides   []AppliedOverride `json:"overrides"`
+}
+
+// LivePatient is one patient of the live version, for the leak audit.
+type LivePatient struct {
+	PatientID  int64
+	Status     string
+	NHSNumbers []string
+	// HasDemographics is true when a withheld row carries more than the
+	// NHS number.
+	HasDemographics bool
+	Orgs            []string // organisations with a record location
+	Items           []LiveItem
+	// Flags are the objections the organisations sent in the records
+	// behind this version ("all" or ODS codes separated by ";").
+	Flags []string
+}
+
+// LiveItem is a published care item, for the leak audit.
+type LiveItem struct {
+	OrgCode string
+	Code    string
+	ItemID  string
 }
 
 // RunStatus is how a run ended.
@@ -209,6 +249,7 @@ type Location struct {
 type Item struct {
 	PatientID  int64
 	OrgCode    string
+	ItemID     string // the organisation's own id for the item, if it sent one
 	Kind       string
 	CodeSystem string
 	Code       string
@@ -265,6 +306,40 @@ type Swap struct {
 	// Locations and Items likewise. Swap refuses a version that disagrees.
 	Patients, Locations, Items int
 	Keep                       int // versions kept, the live one included
+	// Withheld and Overrides are recorded for the compliance report.
+	Withheld  []WithheldCount
+	Overrides []AppliedOverride
+	// RollbackFrom, for a rollback, is the live version being withdrawn
+	// (it is never offered for rollback again), and RollbackTo the version
+	// whose deliveries the new version republishes (it is superseded).
+	RollbackFrom, RollbackTo int64
+}
+
+// VersionSource is one source's delivery in a version.
+type VersionSource struct {
+	SourceID    string
+	Delivery    *Delivery // nil: the source had no delivery yet
+	Stale       bool
+	StaleReason string
+}
+
+// WithheldCount counts what one source had withheld in a version, by kind
+// (patient, record, item) and reason.
+type WithheldCount struct {
+	SourceID string `json:"source_id,omitempty"` // empty for patient counts
+	Kind     string `json:"kind"`
+	Reason   string `json:"reason"`
+	Count    int    `json:"count"`
+}
+
+// AppliedOverride is an override that set an objection aside in a version.
+type AppliedOverride struct {
+	PatientID    int64     `json:"patient_id"`
+	Reason       string    `json:"reason"`
+	AuthorisedBy string    `json:"authorised_by"`
+	ValidFrom    time.Time `json:"valid_from"`
+	ValidTo      time.Time `json:"valid_to"`
+	Scope        string    `json:"scope"`
 }
 
 // Publication is one published version.

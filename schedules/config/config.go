@@ -41,6 +41,10 @@ type Config struct {
 	Sources []Source `yaml:"sources"`
 	// Publish configures the publish job.
 	Publish Publish `yaml:"publish"`
+	// Retry says how scheduled jobs retry transient failures.
+	Retry Retry `yaml:"retry"`
+	// Alerts says where alerts go and what reject rate raises one.
+	Alerts Alerts `yaml:"alerts"`
 
 	// Dir is the folder of the configuration file; relative paths were
 	// resolved against it.
@@ -57,11 +61,24 @@ type Objections struct {
 	// SensitiveCodes is a CSV (code,category) of care item codes that are
 	// never published. Optional; when set and unreadable, nothing is published.
 	SensitiveCodes string `yaml:"sensitive_codes"`
+	// SensitiveRefsets are SNOMED CT simple reference set files in the RF2
+	// format whose active members are sensitive codes.
+	SensitiveRefsets []string `yaml:"sensitive_refsets"`
+	// RefsetCategories names the category of each refset id. Defaults to
+	// the four GP summary exclusion reference sets.
+	RefsetCategories map[string]string `yaml:"refset_categories"`
+	// Overrides is the folder drop of the override register ("objection
+	// not upheld" decisions). Optional.
+	Overrides *Folder `yaml:"overrides"`
+	// WithheldItems is a CSV (org_code,item_id) of care items patients
+	// asked to withhold. Optional.
+	WithheldItems string `yaml:"withheld_items"`
 }
 
 // Publish configures the publish job.
 type Publish struct {
-	// Schedule is a cron expression (five fields) in Config.Timezone.
+	// Schedule is a cron expression in Config.Timezone (five fields, or six
+	// with seconds first; see ParseCron).
 	Schedule string `yaml:"schedule"`
 	// KeepVersions is how many published versions are kept, the live one
 	// included. Defaults to 2 (live and previous, for rollback).
@@ -97,16 +114,42 @@ type Source struct {
 	DateFormats []string `yaml:"date_formats"`
 	// Mode is snapshot (each delivery is the whole set). Defaults to snapshot.
 	Mode string `yaml:"mode"`
-	// Schedule is the source's cron expression in Config.Timezone.
+	// Schedule is the source's cron expression in Config.Timezone (see
+	// ParseCron); the scheduler runs the source's extract job on it.
 	Schedule string `yaml:"schedule"`
 	// TestData marks a source whose NHS numbers may be in the 999 test range.
 	TestData bool `yaml:"test_data"`
+	// Freshness says when the source's newest delivery is late or
+	// missing. Optional: without it the source's age is shown, not judged.
+	Freshness *Freshness `yaml:"freshness"`
+	// RejectRateThreshold overrides Alerts.RejectRate for this source (0:
+	// use Alerts.RejectRate).
+	RejectRateThreshold float64 `yaml:"reject_rate_threshold"`
 }
 
-// From says where a source's deliveries come from.
+// From says where a source's deliveries come from: exactly one of these.
 type From struct {
 	Folder *Folder `yaml:"folder"`
 	SQL    *SQL    `yaml:"sql"`
+	S3     *S3     `yaml:"s3"`
+}
+
+// S3 is a bucket prefix that deliveries are dropped into.
+type S3 struct {
+	Bucket string `yaml:"bucket"`
+	// Prefix is the "folder" in the bucket (one level; "/" added).
+	Prefix string `yaml:"prefix"`
+	// Pattern is a glob matched against the object's base name.
+	Pattern string `yaml:"pattern"`
+	// Endpoint is the URL of an S3-compatible store; empty for AWS.
+	Endpoint string `yaml:"endpoint"`
+	// Region defaults to eu-west-2.
+	Region    string `yaml:"region"`
+	PathStyle bool   `yaml:"path_style"`
+	// AccessKeyEnv and SecretKeyEnv name environment variables holding
+	// static credentials; when both are empty the standard AWS chain is used.
+	AccessKeyEnv string `yaml:"access_key_env"`
+	SecretKeyEnv string `yaml:"secret_key_env"`
 }
 
 // Folder is a drop folder and the glob pattern of the delivery files in it.
@@ -157,7 +200,7 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 }
 
 // PersonFields are the column mapping keys of a persons source.
-var PersonFields = []string{"local_id", "nhs_number", "family_name", "given_name", "date_of_birth", "sex", "postcode", "gp_practice", "sensitive"}
+var PersonFields = []string{"local_id", "nhs_number", "family_name", "given_name", "date_of_birth", "sex", "postcode", "gp_practice", "sensitive", "objection", "address"}
 
 // CareItemFields are the column mapping keys of a care_items source.
 var CareItemFields = []string{"local_id", "item_id", "kind", "code_system", "code", "display", "start_date", "end_date", "status"}
@@ -252,6 +295,7 @@ func splitComment(line string) (code, comment string) {
 }
 
 func (c *Config) withDefaults() {
+	c.operationsDefaults()
 	if c.Store == "" {
 		c.Store = DefaultStore
 	}
@@ -266,6 +310,16 @@ func (c *Config) withDefaults() {
 	}
 	c.Objections.Register.Path = c.resolve(c.Objections.Register.Path)
 	c.Objections.SensitiveCodes = c.resolve(c.Objections.SensitiveCodes)
+	c.Objections.WithheldItems = c.resolve(c.Objections.WithheldItems)
+	for i, p := range c.Objections.SensitiveRefsets {
+		c.Objections.SensitiveRefsets[i] = c.resolve(p)
+	}
+	if c.Objections.Overrides != nil {
+		c.Objections.Overrides.Path = c.resolve(c.Objections.Overrides.Path)
+		if c.Objections.Overrides.Pattern == "" {
+			c.Objections.Overrides.Pattern = "*.csv"
+		}
+	}
 	if c.Objections.Register.Pattern == "" {
 		c.Objections.Register.Pattern = "*.csv"
 	}
@@ -283,6 +337,9 @@ func (c *Config) withDefaults() {
 			if s.Format.Type == "" {
 				s.Format.Type = typeFromPattern(s.From.Folder.Pattern)
 			}
+		}
+		if s.From.S3 != nil && s.Format.Type == "" {
+			s.Format.Type = typeFromPattern(s.From.S3.Pattern)
 		}
 		if s.From.SQL != nil && s.From.SQL.Driver == "" {
 			s.From.SQL.Driver = "postgres"
@@ -344,6 +401,7 @@ func (c *Config) Location() (*time.Location, error) {
 func (c *Config) Redacted() Config {
 	out := *c
 	out.Store = RedactDSN(c.Store)
+	out.Alerts = c.Alerts.redacted()
 	out.Sources = make([]Source, len(c.Sources))
 	for i, s := range c.Sources {
 		if s.From.SQL != nil {
@@ -358,7 +416,6 @@ func (c *Config) Redacted() Config {
 
 var kvPassword = regexp.MustCompile(`(?i)(password\s*=\s*)('[^']*'|\S+)`)
 var atPassword = regexp.MustCompile(`^([a-z0-9+]+://[^:/@]*:)[^@]*@`)
-
 
 // RedactDSN hides the password in a URL or key=value DSN, or a
 // user:password@ prefix of a MySQL DSN.

@@ -3,18 +3,19 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net/url"
+	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/robfig/cron/v3"
 )
 
 var (
 	idPattern  = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 	odsPattern = regexp.MustCompile(`^[A-Z0-9]{3,10}$`)
+	envName    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	orgTypes   = []string{"gp_practice", "hospital", "community", "mental_health", "social_care", "other"}
 	itemKinds  = []string{"encounter", "problem", "medication", "allergy", "alert", "care_plan", "social_care"}
 )
@@ -38,11 +39,19 @@ func (c *Config) Validate() error {
 	if _, err := filepath.Match(c.Objections.Register.Pattern, "x"); err != nil {
 		bad("objections.register.pattern: %v", err)
 	}
+	if o := c.Objections.Overrides; o != nil {
+		if o.Path == "" {
+			bad("objections.overrides.path: required when overrides are configured")
+		}
+		if _, err := filepath.Match(o.Pattern, "x"); err != nil {
+			bad("objections.overrides.pattern: %v", err)
+		}
+	}
 	if c.Objections.MaxAge < 0 {
 		bad("objections.max_age: must be positive")
 	}
 	if c.Publish.Schedule != "" {
-		if _, err := cron.ParseStandard(c.Publish.Schedule); err != nil {
+		if _, err := ParseCron(c.Publish.Schedule); err != nil {
 			bad("publish.schedule: %q: %v", c.Publish.Schedule, err)
 		}
 	}
@@ -104,18 +113,16 @@ func (c *Config) Validate() error {
 				sb("columns.%s: empty column name", k)
 			}
 		}
-		switch {
-		case s.From.Folder != nil && s.From.SQL != nil:
-			sb("from: give either folder or sql, not both")
-		case s.From.Folder != nil:
-			if s.From.Folder.Path == "" {
-				sb("from.folder.path: required")
+		kinds := 0
+		for _, set := range []bool{s.From.Folder != nil, s.From.SQL != nil, s.From.S3 != nil} {
+			if set {
+				kinds++
 			}
-			if s.From.Folder.Pattern == "" {
-				sb("from.folder.pattern: required")
-			} else if _, err := filepath.Match(s.From.Folder.Pattern, "x"); err != nil {
-				sb("from.folder.pattern: %v", err)
-			}
+		}
+		if kinds > 1 {
+			sb("from: give one of folder, sql or s3")
+		}
+		checkFormat := func() {
 			switch s.Format.Type {
 			case "csv", "tsv", "pipe":
 			case "xlsx":
@@ -133,6 +140,43 @@ func (c *Config) Validate() error {
 			default:
 				sb("format.encoding: %q is not utf-8 or windows-1252", s.Format.Encoding)
 			}
+		}
+		switch {
+		case s.From.Folder != nil:
+			if s.From.Folder.Path == "" {
+				sb("from.folder.path: required")
+			}
+			if s.From.Folder.Pattern == "" {
+				sb("from.folder.pattern: required")
+			} else if _, err := filepath.Match(s.From.Folder.Pattern, "x"); err != nil {
+				sb("from.folder.pattern: %v", err)
+			}
+			checkFormat()
+		case s.From.S3 != nil:
+			b := s.From.S3
+			if b.Bucket == "" {
+				sb("from.s3.bucket: required")
+			}
+			if b.Pattern == "" {
+				sb("from.s3.pattern: required")
+			} else if _, err := path.Match(b.Pattern, "x"); err != nil || strings.Contains(b.Pattern, "/") {
+				sb("from.s3.pattern: a glob matched against the object's base name, without /")
+			}
+			if (b.AccessKeyEnv == "") != (b.SecretKeyEnv == "") {
+				sb("from.s3: give both access_key_env and secret_key_env, or neither (the AWS credential chain)")
+			}
+			for _, v := range []string{b.AccessKeyEnv, b.SecretKeyEnv} {
+				if v != "" && !envName.MatchString(v) {
+					sb("from.s3: access_key_env and secret_key_env name environment variables; they do not hold the keys")
+					break
+				}
+			}
+			if b.Endpoint != "" {
+				if u, err := url.Parse(b.Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+					sb("from.s3.endpoint: not an http(s) URL")
+				}
+			}
+			checkFormat()
 		case s.From.SQL != nil:
 			if s.From.SQL.Driver != "postgres" && s.From.SQL.Driver != "mysql" {
 				sb("from.sql.driver: %q is neither postgres nor mysql", s.From.SQL.Driver)
@@ -144,7 +188,7 @@ func (c *Config) Validate() error {
 				sb("from.sql.query: required")
 			}
 		default:
-			sb("from: required (folder or sql)")
+			sb("from: required (folder, sql or s3)")
 		}
 		if s.Mode != "snapshot" {
 			sb("mode: %q is not supported (snapshot)", s.Mode)
@@ -155,10 +199,11 @@ func (c *Config) Validate() error {
 			}
 		}
 		if s.Schedule != "" {
-			if _, err := cron.ParseStandard(s.Schedule); err != nil {
+			if _, err := ParseCron(s.Schedule); err != nil {
 				sb("schedule: %q: %v", s.Schedule, err)
 			}
 		}
 	}
+	errs = append(errs, c.validateOperations()...)
 	return errors.Join(errs...)
 }

@@ -14,7 +14,7 @@ import (
 // Nothing is linked, staged or published.
 func (r *runner) dryRun(ctx context.Context) (Result, error) {
 	res := Result{Status: store.RunSucceeded}
-	if _, _, err := r.loadRegister(ctx); err != nil {
+	if _, err := r.loadRules(ctx); err != nil {
 		res.Status, res.Message = store.RunBlocked, err.Error()
 		return res, err
 	}
@@ -51,7 +51,7 @@ func (r *runner) check(ctx context.Context, src sourceConfig) (store.SourceOutco
 	}
 	defer d.close()
 	if d.reader == nil {
-		rd, err := openFile(ctx, src, d.path)
+		rd, err := openFile(ctx, src, d)
 		if err != nil {
 			return o, fmt.Errorf("extracting %s: %w", src.ID, err)
 		}

@@ -28,20 +28,20 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
 	"go.uber.org/zap"
 
 	"github.com/careindex/careindex/extractors/delimited"
 	"github.com/careindex/careindex/extractors/folder"
 	"github.com/careindex/careindex/extractors/rowsource"
+	"github.com/careindex/careindex/extractors/s3drop"
 	"github.com/careindex/careindex/extractors/sqlquery"
 	"github.com/careindex/careindex/extractors/xlsx"
 	"github.com/careindex/careindex/loader/store"
 	"github.com/careindex/careindex/schedules/config"
 	"github.com/careindex/careindex/transform/link"
 	"github.com/careindex/careindex/transform/normalise"
-	"github.com/careindex/careindex/transform/objection"
 	"github.com/careindex/careindex/transform/record"
-	"github.com/careindex/careindex/transform/sensitive"
 )
 
 // batchSize is how many records are linked and staged at a time.
@@ -100,6 +100,9 @@ type Options struct {
 	Log *zap.Logger
 	// SQLOpen opens an export database; defaults to sql.Open.
 	SQLOpen func(driver, dsn string) (*sql.DB, error)
+	// LookupEnv resolves the environment variables a source names (S3
+	// credentials); defaults to none set.
+	LookupEnv func(string) (string, bool)
 	// Progress, when set, is called about once a second while a source is
 	// read, and once when it ends (done true), with the rows read so far.
 	Progress func(p Progress)
@@ -135,7 +138,10 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		opts.Log = zap.NewNop()
 	}
 	if opts.SQLOpen == nil {
-		opts.SQLOpen = sql.Open
+		opts.SQLOpen = OpenExportDB
+	}
+	if opts.LookupEnv == nil {
+		opts.LookupEnv = func(string) (string, bool) { return "", false }
 	}
 	cfg := opts.Config
 	for _, id := range opts.Sources {
@@ -155,6 +161,8 @@ type runner struct {
 	cfg   *config.Config
 	log   *zap.Logger
 	runID int64
+	// rollback, when set, marks the publish as a rollback.
+	rollback *store.Swap
 }
 
 func (r *runner) selected(id string) bool {
@@ -162,27 +170,6 @@ func (r *runner) selected(id string) bool {
 		return false
 	}
 	return len(r.opts.Sources) == 0 || slices.Contains(r.opts.Sources, id)
-}
-
-// loadRegister reads the objection register and the sensitive code list;
-// either failing blocks publication.
-func (r *runner) loadRegister(ctx context.Context) (*objection.Register, *sensitive.List, error) {
-	reg, err := objection.Load(ctx, objection.Source{
-		Dir: r.cfg.Objections.Register.Path, Pattern: r.cfg.Objections.Register.Pattern,
-		MaxAge: time.Duration(r.cfg.Objections.MaxAge),
-	}, r.opts.Now())
-	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %w", ErrBlocked, err)
-	}
-	r.log.Info("objection register read", zap.String("file", reg.File), zap.Int("rows", reg.Rows()), zap.Int("in_force", reg.InForce()))
-	var codes *sensitive.List
-	if path := r.cfg.Objections.SensitiveCodes; path != "" {
-		if codes, err = sensitive.Load(path); err != nil {
-			return nil, nil, fmt.Errorf("%w: %w", ErrBlocked, err)
-		}
-		r.log.Info("sensitive code list read", zap.Int("codes", codes.Len()))
-	}
-	return reg, codes, nil
 }
 
 func (r *runner) run(ctx context.Context) (res Result, err error) {
@@ -218,10 +205,9 @@ func (r *runner) run(ctx context.Context) (res Result, err error) {
 		r.log.Info("run finished", zap.String("status", string(res.Status)), zap.Int64("version", res.Version))
 	}()
 
-	var reg *objection.Register
-	var codes *sensitive.List
+	var ru *rules
 	if r.opts.Stage != StageExtract {
-		if reg, codes, err = r.loadRegister(ctx); err != nil {
+		if ru, err = r.loadRules(ctx); err != nil {
 			res.Status = store.RunBlocked
 			r.log.Error("publication blocked", zap.Error(err))
 			return res, err
@@ -303,7 +289,7 @@ func (r *runner) run(ctx context.Context) (res Result, err error) {
 	if err != nil {
 		return res, err
 	}
-	if haveLive && !changed && live.RegisterHash == registerHash(reg, codes) && sameStale(live.Stale, states) {
+	if haveLive && !changed && live.RegisterHash == ru.hash() && sameStale(live.Stale, states) {
 		for _, s := range states {
 			outcomes = append(outcomes, store.SourceOutcome{SourceID: s.src.ID, OrgCode: s.src.Org, Status: s.status,
 				DeliveryID: s.deliveryID(), Delivery: s.deliveryName(), Stale: s.stale(), Error: errText(s.err)})
@@ -317,7 +303,7 @@ func (r *runner) run(ctx context.Context) (res Result, err error) {
 		return res, nil
 	}
 
-	pub, err := r.publish(ctx, reg, codes, states)
+	pub, err := r.publish(ctx, ru, states)
 	res.Version, res.Sources = pub.version, pub.outcomes
 	res.Patients, res.WithheldPatients, res.Locations, res.Items = pub.patients, pub.withheld, pub.locations, pub.items
 	outcomes = pub.outcomes
@@ -406,6 +392,8 @@ type delivery struct {
 	at     time.Time
 	hasher *folder.Hasher
 	close  func()
+	bucket *s3drop.Bucket // an S3 delivery's bucket
+	key    string         // and its object key
 }
 
 // open finds and opens a source's newest delivery.
@@ -423,6 +411,22 @@ func (r *runner) open(ctx context.Context, src config.Source) (*delivery, error)
 		d.close = func() {}
 		return d, nil
 	}
+	if b := src.From.S3; b != nil {
+		bucket, err := s3drop.New(ctx, s3drop.Options{Bucket: b.Bucket, Prefix: b.Prefix, Pattern: b.Pattern, Endpoint: b.Endpoint,
+			Region: b.Region, PathStyle: b.PathStyle, AccessKeyEnv: b.AccessKeyEnv, SecretKeyEnv: b.SecretKeyEnv}, r.opts.LookupEnv)
+		if err != nil {
+			return nil, err
+		}
+		obj, err := bucket.Find(ctx)
+		if err != nil {
+			return nil, err
+		}
+		hash, err := bucket.Hash(ctx, obj.Key)
+		if err != nil {
+			return nil, err
+		}
+		return &delivery{name: obj.Name, hash: hash, at: obj.LastModified, bucket: bucket, key: obj.Key, close: func() {}}, nil
+	}
 	q := src.From.SQL
 	db, err := r.opts.SQLOpen(q.Driver, q.DSN)
 	if err != nil {
@@ -437,18 +441,54 @@ func (r *runner) open(ctx context.Context, src config.Source) (*delivery, error)
 		close: func() { rd.Close(); db.Close() }}, nil
 }
 
-// openFile opens a folder delivery's reader (after the hash check).
-func openFile(ctx context.Context, src config.Source, path string) (rowsource.Reader, error) {
-	switch src.Format.Type {
-	case "xlsx":
-		return xlsx.Open(ctx, path, src.Format.Sheet, xlsx.Options{})
-	default:
-		delim := map[string]rune{"csv": ',', "tsv": '\t', "pipe": '|'}[src.Format.Type]
-		if src.Format.Delimiter != "" {
-			delim = []rune(src.Format.Delimiter)[0]
-		}
-		return delimited.Open(path, delimited.Options{Delimiter: delim, Encoding: src.Format.Encoding, TrimSpace: src.Format.TrimSpace})
+// openFile opens a file delivery's reader (after the hash check), from a
+// folder or an S3 bucket.
+func openFile(ctx context.Context, src config.Source, d *delivery) (rowsource.Reader, error) {
+	delim := map[string]rune{"csv": ',', "tsv": '\t', "pipe": '|'}[src.Format.Type]
+	if src.Format.Delimiter != "" {
+		delim = []rune(src.Format.Delimiter)[0]
 	}
+	opts := delimited.Options{Delimiter: delim, Encoding: src.Format.Encoding, TrimSpace: src.Format.TrimSpace}
+	switch {
+	case d.bucket != nil && src.Format.Type == "xlsx":
+		return d.bucket.OpenXLSX(ctx, d.key, src.Format.Sheet, xlsx.Options{})
+	case d.bucket != nil:
+		return d.bucket.OpenDelimited(ctx, d.key, opts)
+	case src.Format.Type == "xlsx":
+		return xlsx.Open(ctx, d.path, src.Format.Sheet, xlsx.Options{})
+	default:
+		return delimited.Open(d.path, opts)
+	}
+}
+
+// OpenExportDB opens an organisation's export database. MySQL and MariaDB
+// DSNs get parseTime=true, loc=UTC and time_zone='+00:00' unless they say
+// otherwise, so that dates and times read as they do from PostgreSQL.
+func OpenExportDB(driver, dsn string) (*sql.DB, error) {
+	if driver != "mysql" {
+		return sql.Open(driver, dsn)
+	}
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("mysql dsn: %w", err)
+	}
+	if !strings.Contains(dsn, "parseTime=") {
+		cfg.ParseTime = true
+	}
+	if !strings.Contains(dsn, "loc=") {
+		cfg.Loc = time.UTC
+	}
+	if _, ok := cfg.Params["time_zone"]; !ok {
+		if cfg.Params == nil {
+			cfg.Params = map[string]string{}
+		}
+		cfg.Params["time_zone"] = "'+00:00'"
+	}
+	conn, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("mysql dsn: %w", err)
+	}
+	return sql.OpenDB(conn), nil
 }
 
 func (r *runner) mapperOptions(src config.Source) normalise.Options {
@@ -469,7 +509,7 @@ func (r *runner) stage(ctx context.Context, src config.Source, current *store.De
 		return *current, "unchanged", nil
 	}
 	if d.reader == nil {
-		rd, err := openFile(ctx, src, d.path)
+		rd, err := openFile(ctx, src, d)
 		if err != nil {
 			return store.Delivery{}, "", fmt.Errorf("extracting %s: %w", src.ID, err)
 		}

@@ -9,19 +9,7 @@ import (
 
 	"github.com/careindex/careindex/loader/store"
 	"github.com/careindex/careindex/transform/assemble"
-	"github.com/careindex/careindex/transform/objection"
-	"github.com/careindex/careindex/transform/sensitive"
 )
-
-// registerHash identifies the objection register and code list a version
-// was built with: when neither changes and no delivery is new, there is
-// nothing to publish.
-func registerHash(reg *objection.Register, codes *sensitive.List) string {
-	if codes == nil || codes.Hash == "" {
-		return reg.Hash
-	}
-	return reg.Hash + "+" + codes.Hash
-}
 
 type published struct {
 	version                              int64
@@ -31,7 +19,7 @@ type published struct {
 
 // publish assembles a version from every source's current delivery,
 // applies the register and swaps the version in.
-func (r *runner) publish(ctx context.Context, reg *objection.Register, codes *sensitive.List, states []sourceState) (pub published, err error) {
+func (r *runner) publish(ctx context.Context, ru *rules, states []sourceState) (pub published, err error) {
 	st := r.opts.Store
 	log := r.log.With(zap.String("stage", "publish"))
 	ver, err := st.BeginVersion(ctx, r.runID)
@@ -90,7 +78,7 @@ func (r *runner) publish(ctx context.Context, reg *objection.Register, codes *se
 	}
 
 	started := time.Now()
-	asm := assemble.New(ver, reg, codes, rank)
+	asm := assemble.New(ver, ru.register, ru.codes, rank).WithOverrides(ru.overrides).WithRequests(ru.requests)
 	if err := st.StreamPersons(ctx, personDeliveries, asm.Person); err != nil {
 		return pub, fmt.Errorf("assembling patients: %w", err)
 	}
@@ -107,6 +95,9 @@ func (r *runner) publish(ctx context.Context, reg *objection.Register, codes *se
 	}
 	for cat, n := range asm.Sensitive {
 		log.Info("sensitive care items withheld", zap.String("category", cat), zap.Int("items", n))
+	}
+	if n := len(asm.AppliedOverrides()); n > 0 {
+		log.Info("overrides applied", zap.Int("patients", n))
 	}
 	log.Info("version built", zap.Int64("version", pub.version), zap.Int("patients", asm.Patients),
 		zap.Int("withheld_patients", asm.WithheldPatients), zap.Int("record_locations", asm.Locations),
@@ -129,13 +120,27 @@ func (r *runner) publish(ctx context.Context, reg *objection.Register, codes *se
 		}
 		pub.outcomes = append(pub.outcomes, o)
 	}
-	err = st.Swap(ctx, store.Swap{RunID: r.runID, Version: pub.version, RegisterHash: registerHash(reg, codes), Sources: pub.outcomes,
+	err = st.Swap(ctx, store.Swap{RunID: r.runID, Version: pub.version, RegisterHash: ru.hash(), Withheld: asm.WithheldCounts(), Overrides: asm.AppliedOverrides(), Sources: pub.outcomes,
 		Rejects: asm.Rejects(), Patients: asm.Patients, Locations: asm.Locations, Items: asm.Items,
-		Keep: r.cfg.Publish.KeepVersions})
+		Keep: r.cfg.Publish.KeepVersions, RollbackFrom: rollbackFrom(r.rollback), RollbackTo: rollbackTo(r.rollback)})
 	if err != nil {
 		return pub, fmt.Errorf("publishing version %d: %w", pub.version, err)
 	}
 	pub.patients, pub.withheld, pub.locations, pub.items = asm.Patients, asm.WithheldPatients, asm.Locations, asm.Items
 	log.Info("version published", zap.Int64("version", pub.version))
 	return pub, nil
+}
+
+func rollbackFrom(s *store.Swap) int64 {
+	if s == nil {
+		return 0
+	}
+	return s.RollbackFrom
+}
+
+func rollbackTo(s *store.Swap) int64 {
+	if s == nil {
+		return 0
+	}
+	return s.RollbackTo
 }

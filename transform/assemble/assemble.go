@@ -25,6 +25,7 @@ package assemble
 import (
 	"cmp"
 	"slices"
+	"strings"
 
 	"github.com/careindex/careindex/loader/store"
 	"github.com/careindex/careindex/transform/objection"
@@ -53,21 +54,69 @@ type Assembler struct {
 	codes    *sensitive.List
 	rank     map[string]int // source id → rank, lower first
 
+	overrides *objection.Overrides
+	requests  *sensitive.Requests
+
 	group     []store.StagedPerson
 	decisions map[int64]objection.Decision // only patients with something withheld
 	counts    map[string]*Counts
 	rejects   []store.Reject
+	withheld  map[store.WithheldCount]int
+	applied   []store.AppliedOverride
 
 	Patients, WithheldPatients, Locations, Items int
 	// Sensitive counts the care items withheld by sensitive category.
 	Sensitive map[string]int
 }
 
+// Withheld reasons, as counted in the ledger and the compliance report.
+const (
+	ReasonObjection                   = "objection"        // a record or item of an objecting patient's withheld part
+	ReasonObjectionAll                = "objection_all"    // a patient published as a marker only
+	ReasonObjectionScoped             = "objection_scoped" // a patient with some organisations' parts withheld
+	ReasonPatientRequest              = "patient_request"  // an item the patient asked to withhold
+	ReasonSensitivePrefix             = "sensitive:"       // an item on the sensitive code list, by category
+	kindPatient, kindRecord, kindItem = "patient", "record", "item"
+)
+
+// WithOverrides applies the override register.
+func (a *Assembler) WithOverrides(ov *objection.Overrides) *Assembler {
+	a.overrides = ov
+	return a
+}
+
+// WithRequests withholds the care items patients asked to withhold.
+func (a *Assembler) WithRequests(q *sensitive.Requests) *Assembler {
+	a.requests = q
+	return a
+}
+
+func (a *Assembler) withhold(source, kind, reason string) {
+	a.withheld[store.WithheldCount{SourceID: source, Kind: kind, Reason: reason}]++
+}
+
+// WithheldCounts returns what was withheld, by source, kind and reason.
+func (a *Assembler) WithheldCounts() []store.WithheldCount {
+	out := make([]store.WithheldCount, 0, len(a.withheld))
+	for k, n := range a.withheld {
+		k.Count = n
+		out = append(out, k)
+	}
+	slices.SortFunc(out, func(x, y store.WithheldCount) int {
+		return cmp.Or(cmp.Compare(x.Kind, y.Kind), cmp.Compare(x.Reason, y.Reason), cmp.Compare(x.SourceID, y.SourceID))
+	})
+	return out
+}
+
+// AppliedOverrides returns the overrides that set an objection aside.
+func (a *Assembler) AppliedOverrides() []store.AppliedOverride { return a.applied }
+
 // New returns an assembler writing to sink. rank orders sources for the
 // choice of demographics.
 func New(sink Sink, register *objection.Register, codes *sensitive.List, rank map[string]int) *Assembler {
 	return &Assembler{sink: sink, register: register, codes: codes, rank: rank,
-		decisions: map[int64]objection.Decision{}, counts: map[string]*Counts{}, Sensitive: map[string]int{}}
+		decisions: map[int64]objection.Decision{}, counts: map[string]*Counts{}, Sensitive: map[string]int{},
+		withheld: map[store.WithheldCount]int{}}
 }
 
 func (a *Assembler) count(source string) *Counts {
@@ -106,7 +155,21 @@ func (a *Assembler) flush() error {
 			nhs = append(nhs, p.NHSNumber)
 		}
 	}
-	d := a.register.Decide(nhs...)
+	var flags []objection.Flag
+	for _, p := range g {
+		switch {
+		case p.Objection == "":
+		case p.Objection == "all":
+			flags = append(flags, objection.Flag{})
+		default:
+			flags = append(flags, objection.Flag{Orgs: strings.Split(p.Objection, ";")})
+		}
+	}
+	d := a.register.DecideWith(a.overrides, flags, nhs...)
+	for _, o := range d.Overrides {
+		a.applied = append(a.applied, store.AppliedOverride{PatientID: pid, Reason: o.Reason, AuthorisedBy: o.AuthorisedBy,
+			ValidFrom: o.ValidFrom, ValidTo: o.ValidTo, Scope: o.Scope()})
+	}
 	var keep []store.StagedPerson
 	sensitive := false
 	for _, p := range g {
@@ -116,6 +179,7 @@ func (a *Assembler) flush() error {
 			keep = append(keep, p)
 		} else {
 			a.count(p.SourceID).Withheld++
+			a.withhold(p.SourceID, kindRecord, ReasonObjection)
 		}
 	}
 	if d.Any() {
@@ -124,6 +188,7 @@ func (a *Assembler) flush() error {
 	if len(keep) == 0 {
 		// Nothing may be shared: publish the marker only.
 		a.decisions[pid] = objection.Decision{WithholdAll: true}
+		a.withhold("", kindPatient, ReasonObjectionAll)
 		marker := store.Patient{PatientID: pid, Status: "withheld"}
 		if len(nhs) > 0 {
 			marker.NHSNumber = nhs[0]
@@ -152,6 +217,9 @@ func (a *Assembler) flush() error {
 	}
 	if sensitive {
 		row.Postcode = ""
+	}
+	if d.Any() {
+		a.withhold("", kindPatient, ReasonObjectionScoped)
 	}
 	a.Patients++
 	if err := a.sink.AddPatient(row); err != nil {
@@ -190,16 +258,23 @@ func (a *Assembler) Item(i store.StagedItem) error {
 	}
 	if d, ok := a.decisions[i.PatientID]; ok && !d.Shares(i.OrgCode) {
 		a.count(i.SourceID).Withheld++
+		a.withhold(i.SourceID, kindItem, ReasonObjection)
 		return nil
 	}
 	if cat, ok := a.codes.Category(i.Code); ok {
 		a.count(i.SourceID).Withheld++
 		a.Sensitive[cat]++
+		a.withhold(i.SourceID, kindItem, ReasonSensitivePrefix+cat)
+		return nil
+	}
+	if a.requests.Withheld(i.OrgCode, i.ItemID) {
+		a.count(i.SourceID).Withheld++
+		a.withhold(i.SourceID, kindItem, ReasonPatientRequest)
 		return nil
 	}
 	a.count(i.SourceID).Loaded++
 	a.Items++
-	return a.sink.AddItem(store.Item{PatientID: i.PatientID, OrgCode: i.OrgCode, Kind: i.Kind, CodeSystem: i.CodeSystem,
+	return a.sink.AddItem(store.Item{PatientID: i.PatientID, OrgCode: i.OrgCode, ItemID: i.ItemID, Kind: i.Kind, CodeSystem: i.CodeSystem,
 		Code: i.Code, Display: i.Display, StartDate: i.StartDate, EndDate: i.EndDate, Status: i.Status})
 }
 

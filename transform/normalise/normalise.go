@@ -162,10 +162,47 @@ func (m *Mapper) Person(row rowsource.Row) (record.Person, error) {
 		}
 		p.Sensitive = s
 	}
+	if raw := m.get(row, "objection"); raw != "" {
+		o, err := objectionFlag(raw, m.opts.OrgCode)
+		if err != nil {
+			return p, reject("objection", err, raw)
+		}
+		p.Objection = o
+	}
+	p.Address = strings.Join(strings.Fields(strings.ToUpper(m.get(row, "address"))), " ")
 	if p.NHSNumber == "" && p.FamilyName == "" && p.GivenName == "" && p.DateOfBirth == "" {
 		return p, &rowError{reason: "no NHS number, name or date of birth: nothing to identify the person by"}
 	}
 	return p, nil
+}
+
+// objectionFlag reads an organisation's objection column: N/no/0/false for
+// none; Y/yes/1/true/all for all organisations; org/local for this
+// organisation only; or ODS codes separated by ";".
+func objectionFlag(s, org string) (string, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "n", "no", "0", "false", "":
+		return "", nil
+	case "y", "yes", "1", "true", "all":
+		return "all", nil
+	case "org", "local", "this":
+		return org, nil
+	}
+	var codes []string
+	for _, c := range strings.Split(s, ";") {
+		c = strings.ToUpper(strings.TrimSpace(c))
+		if c == "" {
+			continue
+		}
+		if _, err := field.ODSCode(c); err != nil {
+			return "", errors.New("not Y/N, all, org or ODS codes separated by ;")
+		}
+		codes = append(codes, c)
+	}
+	if len(codes) == 0 {
+		return "", errors.New("not Y/N, all, org or ODS codes separated by ;")
+	}
+	return strings.Join(codes, ";"), nil
 }
 
 func flag(s string) (bool, error) {

@@ -18,9 +18,6 @@ package objection
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/csv"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -80,15 +77,69 @@ type Decision struct {
 	WithholdAll bool
 	// Orgs lists organisations whose part is withheld (when not WithholdAll).
 	Orgs []string
+	// Except lists organisations whose part is shared despite WithholdAll,
+	// because an override sets the objection aside for them.
+	Except []string
+	// Overrides lists the overrides that set an objection aside.
+	Overrides []Override
 }
 
 // Shares reports whether org's part of the patient's record may be shared.
 func (d Decision) Shares(org string) bool {
-	return !d.WithholdAll && !slices.Contains(d.Orgs, org)
+	if d.WithholdAll {
+		return slices.Contains(d.Except, org)
+	}
+	return !slices.Contains(d.Orgs, org)
 }
 
 // Any reports whether anything is withheld.
 func (d Decision) Any() bool { return d.WithholdAll || len(d.Orgs) > 0 }
+
+// Flag is an objection an organisation sent in its own delivery, for the
+// person record it holds.
+type Flag struct {
+	// Orgs lists the organisations the objection covers; empty means all.
+	Orgs []string
+}
+
+// DecideWith combines the register's objections in force for any of the
+// patient's NHS numbers, the organisations' own objection flags, and the
+// overrides valid for the patient.
+func (r *Register) DecideWith(ov *Overrides, flags []Flag, nhsNumbers ...string) Decision {
+	d := r.Decide(nhsNumbers...)
+	for _, f := range flags {
+		if len(f.Orgs) == 0 {
+			d.WithholdAll = true
+		}
+		for _, org := range f.Orgs {
+			if !slices.Contains(d.Orgs, org) {
+				d.Orgs = append(d.Orgs, org)
+			}
+		}
+	}
+	if d.WithholdAll {
+		d.Orgs = nil
+	}
+	if !d.Any() {
+		return d
+	}
+	for _, o := range ov.For(nhsNumbers...) {
+		switch {
+		case len(o.Orgs) == 0:
+			d = Decision{Overrides: append(d.Overrides, o)}
+			return d
+		case d.WithholdAll:
+			d.Except = append(d.Except, o.Orgs...)
+		default:
+			d.Orgs = slices.DeleteFunc(d.Orgs, func(org string) bool { return slices.Contains(o.Orgs, org) })
+		}
+		d.Overrides = append(d.Overrides, o)
+	}
+	slices.Sort(d.Orgs)
+	slices.Sort(d.Except)
+	d.Except = slices.Compact(d.Except)
+	return d
+}
 
 // Source says where the register is delivered.
 type Source struct {
@@ -97,12 +148,11 @@ type Source struct {
 	MaxAge  time.Duration
 }
 
-// Load finds the newest register file in src, checks its age against now,
-// and reads it. Objections not in force at now are kept out of the result.
-func Load(ctx context.Context, src Source, now time.Time) (*Register, error) {
+// newest returns the newest regular file matching src (by name order).
+func newest(src Source) (string, os.FileInfo, error) {
 	matches, err := filepath.Glob(filepath.Join(src.Dir, src.Pattern))
 	if err != nil {
-		return nil, fmt.Errorf("%w: pattern %q: %w", ErrUnreadable, src.Pattern, err)
+		return "", nil, fmt.Errorf("%w: pattern %q: %w", ErrUnreadable, src.Pattern, err)
 	}
 	var files []string
 	for _, m := range matches {
@@ -111,85 +161,112 @@ func Load(ctx context.Context, src Source, now time.Time) (*Register, error) {
 		}
 	}
 	if len(files) == 0 {
-		return nil, fmt.Errorf("%w: no file matching %q in %s", ErrMissing, src.Pattern, src.Dir)
+		return "", nil, fmt.Errorf("%w: no file matching %q in %s", ErrMissing, src.Pattern, src.Dir)
 	}
 	slices.Sort(files)
 	path := files[len(files)-1]
 	fi, err := os.Stat(path)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrUnreadable, err)
+		return "", nil, fmt.Errorf("%w: %w", ErrUnreadable, err)
+	}
+	return path, fi, nil
+}
+
+// Load finds the newest register file in src (CSV, or an .xlsx workbook
+// whose first sheet holds the same columns), checks its age against now,
+// and reads it. Objections not in force at now are kept out of the result.
+func Load(ctx context.Context, src Source, now time.Time) (*Register, error) {
+	path, fi, err := newest(src)
+	if err != nil {
+		return nil, err
 	}
 	if src.MaxAge > 0 && now.Sub(fi.ModTime()) > src.MaxAge {
 		return nil, fmt.Errorf("%w: %s was delivered %s ago, more than the %s allowed",
 			ErrStale, filepath.Base(path), now.Sub(fi.ModTime()).Round(time.Minute), src.MaxAge)
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrUnreadable, err)
-	}
-	defer f.Close()
-	reg, err := Read(ctx, f, filepath.Base(path), now)
-	if err != nil {
-		return nil, err
+	var reg *Register
+	if isWorkbook(path) {
+		reg = newRegister(filepath.Base(path))
+		reg.Hash, err = readWorkbook(ctx, path, registerColumns, func(line int, get func(string) string) error {
+			return reg.add(line, get, now)
+		})
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrUnreadable, err)
+		}
+	} else {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrUnreadable, err)
+		}
+		defer f.Close()
+		if reg, err = Read(ctx, f, filepath.Base(path), now); err != nil {
+			return nil, err
+		}
 	}
 	reg.ModTime = fi.ModTime()
 	return reg, nil
 }
 
-// Read parses a register from r. name is used in error messages.
-func Read(ctx context.Context, r io.Reader, name string, now time.Time) (*Register, error) {
-	h := sha256.New()
-	cr := csv.NewReader(io.TeeReader(r, h))
-	cr.FieldsPerRecord = -1
-	reg := &Register{File: name, byNHS: map[string][]Objection{}}
-	header, err := cr.Read()
+var registerColumns = []string{"nhs_number", "scope", "recorded", "withdrawn"}
+
+func newRegister(name string) *Register {
+	return &Register{File: name, byNHS: map[string][]Objection{}}
+}
+
+// add parses one register row.
+func (r *Register) add(line int, get func(string) string, now time.Time) error {
+	o, err := parseRow(get("nhs_number"), get("scope"), get("recorded"), get("withdrawn"))
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: header: %w", ErrUnreadable, name, err)
+		return fmt.Errorf("%s: line %d: %w", r.File, line, err)
 	}
-	col := map[string]int{}
-	for i, hname := range header {
-		col[strings.ToLower(strings.TrimSpace(strings.TrimPrefix(hname, "\ufeff")))] = i
+	o.Line = line
+	r.rows++
+	if o.InForce(now) {
+		r.byNHS[o.NHSNumber] = append(r.byNHS[o.NHSNumber], o)
 	}
-	for _, need := range []string{"nhs_number", "scope", "recorded", "withdrawn"} {
-		if _, ok := col[need]; !ok {
-			return nil, fmt.Errorf("%w: %s: line 1: column %q missing", ErrUnreadable, name, need)
-		}
+	return nil
+}
+
+// Read parses a CSV register from r. name is used in error messages.
+func Read(ctx context.Context, r io.Reader, name string, now time.Time) (*Register, error) {
+	reg := newRegister(name)
+	hash, err := readCSV(ctx, r, name, registerColumns, func(line int, get func(string) string) error {
+		return reg.add(line, get, now)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnreadable, err)
 	}
-	var errs []error
-	for {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		rec, err := cr.Read()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%w: %s: %w", ErrUnreadable, name, err)
-		}
-		line, _ := cr.FieldPos(0)
-		get := func(k string) string {
-			if i := col[k]; i < len(rec) {
-				return strings.TrimSpace(rec[i])
-			}
-			return ""
-		}
-		o, err := parseRow(get("nhs_number"), get("scope"), get("recorded"), get("withdrawn"))
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: line %d: %w", name, line, err))
-			continue
-		}
-		o.Line = line
-		reg.rows++
-		if o.InForce(now) {
-			reg.byNHS[o.NHSNumber] = append(reg.byNHS[o.NHSNumber], o)
-		}
-	}
-	if len(errs) > 0 {
-		return nil, fmt.Errorf("%w: %w", ErrUnreadable, errors.Join(errs...))
-	}
-	reg.Hash = hex.EncodeToString(h.Sum(nil))
+	reg.Hash = hash
 	return reg, nil
+}
+
+// parseScope reads "all" (nil) or ODS codes separated by ";". "all"
+// anywhere in the list covers every organisation.
+func parseScope(scope string) ([]string, error) {
+	if strings.TrimSpace(scope) == "" {
+		return nil, errors.New("scope: empty (write all, or ODS codes separated by ;)")
+	}
+	var orgs []string
+	for _, c := range strings.Split(scope, ";") {
+		c = strings.ToUpper(strings.TrimSpace(c))
+		switch {
+		case c == "":
+			continue
+		case c == "ALL":
+			return nil, nil
+		case len(c) < 3 || len(c) > 10 || strings.IndexFunc(c, func(r rune) bool {
+			return !(r >= 'A' && r <= 'Z' || r >= '0' && r <= '9')
+		}) >= 0:
+			return nil, fmt.Errorf("scope: %q is not an ODS code", c)
+		}
+		if !slices.Contains(orgs, c) {
+			orgs = append(orgs, c)
+		}
+	}
+	if len(orgs) == 0 {
+		return nil, errors.New("scope: no ODS code")
+	}
+	return orgs, nil
 }
 
 func parseRow(nhs, scope, recorded, withdrawn string) (Objection, error) {
@@ -199,34 +276,8 @@ func parseRow(nhs, scope, recorded, withdrawn string) (Objection, error) {
 		return o, fmt.Errorf("nhs_number: %w", err)
 	}
 	o.NHSNumber = n
-	all := false
-	switch strings.ToLower(scope) {
-	case "all":
-	case "":
-		return o, errors.New("scope: empty (write all, or ODS codes separated by ;)")
-	default:
-		for _, c := range strings.Split(scope, ";") {
-			c = strings.ToUpper(strings.TrimSpace(c))
-			if c == "" {
-				continue
-			}
-			if c == "ALL" {
-				// "all" anywhere in the list covers every organisation.
-				all = true
-				continue
-			}
-			if len(c) < 3 || len(c) > 10 || strings.IndexFunc(c, func(r rune) bool {
-				return !(r >= 'A' && r <= 'Z' || r >= '0' && r <= '9')
-			}) >= 0 {
-				return o, fmt.Errorf("scope: %q is not an ODS code", c)
-			}
-			o.Orgs = append(o.Orgs, c)
-		}
-		if all {
-			o.Orgs = nil
-		} else if len(o.Orgs) == 0 {
-			return o, errors.New("scope: no ODS code")
-		}
+	if o.Orgs, err = parseScope(scope); err != nil {
+		return o, err
 	}
 	if o.Recorded, err = time.Parse("2006-01-02", recorded); err != nil {
 		return o, fmt.Errorf("recorded: %q is not a yyyy-mm-dd date", recorded)

@@ -26,6 +26,12 @@ type Person struct {
 	Postcode    string // normalised "AA9A 9AA", or a ZZ99 pseudo-postcode, or empty
 	GPPractice  string // ODS code of the registered GP practice, or empty
 	Sensitive   bool   // S-flag: address details must not be published
+	// Objection is an objection the organisation recorded for this person:
+	// "" none, "all", or ODS codes separated by ";".
+	Objection string
+	// Address is free text (house number, street, town), used for matching
+	// only; it is never published.
+	Address string
 }
 
 // CareItem is one organisation's clinical or care fact about a person.

@@ -45,46 +45,66 @@ func Load(path string) (*List, error) {
 
 // Read reads a list from r; name is used in errors.
 func Read(r io.Reader, name string) (*List, error) {
+	l := &List{File: name, byCode: map[string]string{}}
+	hash, err := readTable(r, name, []string{"code", "category"}, func(line int, get func(string) string) error {
+		code, cat := get("code"), get("category")
+		if code == "" || cat == "" {
+			return fmt.Errorf("%s: line %d: empty code or category", name, line)
+		}
+		l.byCode[code] = cat
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	l.Hash = hash
+	return l, nil
+}
+
+// readTable reads a CSV with a header naming the need columns, calling fn
+// for every row; any problem fails the whole table.
+func readTable(r io.Reader, name string, need []string, fn func(line int, get func(string) string) error) (string, error) {
 	h := sha256.New()
 	cr := csv.NewReader(io.TeeReader(r, h))
 	cr.FieldsPerRecord = -1
 	header, err := cr.Read()
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: header: %w", ErrUnreadable, name, err)
+		return "", fmt.Errorf("%w: %s: header: %w", ErrUnreadable, name, err)
 	}
-	codeCol, catCol := -1, -1
+	col := map[string]int{}
 	for i, c := range header {
-		switch strings.ToLower(strings.TrimSpace(strings.TrimPrefix(c, "\ufeff"))) {
-		case "code":
-			codeCol = i
-		case "category":
-			catCol = i
+		col[strings.ToLower(strings.TrimSpace(strings.TrimPrefix(c, "\ufeff")))] = i
+	}
+	for _, n := range need {
+		if _, ok := col[n]; !ok {
+			return "", fmt.Errorf("%w: %s: line 1: want the columns %s", ErrUnreadable, name, strings.Join(need, " and "))
 		}
 	}
-	if codeCol < 0 || catCol < 0 {
-		return nil, fmt.Errorf("%w: %s: line 1: want the columns code and category", ErrUnreadable, name)
-	}
-	l := &List{File: name, byCode: map[string]string{}}
 	for {
 		rec, err := cr.Read()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%w: %s: %w", ErrUnreadable, name, err)
+			return "", fmt.Errorf("%w: %s: %w", ErrUnreadable, name, err)
 		}
 		line, _ := cr.FieldPos(0)
-		if codeCol >= len(rec) || catCol >= len(rec) {
-			return nil, fmt.Errorf("%w: %s: line %d: missing fields", ErrUnreadable, name, line)
+		for _, n := range need {
+			if col[n] >= len(rec) {
+				return "", fmt.Errorf("%w: %s: line %d: missing fields", ErrUnreadable, name, line)
+			}
 		}
-		code, cat := strings.TrimSpace(rec[codeCol]), strings.TrimSpace(rec[catCol])
-		if code == "" || cat == "" {
-			return nil, fmt.Errorf("%w: %s: line %d: empty code or category", ErrUnreadable, name, line)
+		get := func(k string) string {
+			if i := col[k]; i < len(rec) {
+				return strings.TrimSpace(rec[i])
+			}
+			return ""
 		}
-		l.byCode[code] = cat
+		if err := fn(line, get); err != nil {
+			return "", fmt.Errorf("%w: %w", ErrUnreadable, err)
+		}
 	}
-	l.Hash = hex.EncodeToString(h.Sum(nil))
-	return l, nil
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // Category returns the sensitive category of code, if it is on the list.

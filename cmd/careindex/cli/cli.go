@@ -5,7 +5,7 @@
 // Exit codes: 0 success; 1 the command failed (a run that failed or
 // published with failed sources); 2 bad usage or an invalid configuration;
 // 3 publication blocked by the objection register; 4 the store is busy
-// with another run.
+// with another run; 5 the audit found leaks.
 package cli
 
 import (
@@ -33,6 +33,7 @@ const (
 	ExitUsage   = 2
 	ExitBlocked = 3
 	ExitBusy    = 4
+	ExitLeaks   = 5
 )
 
 // Env is the process environment a command sees.
@@ -63,7 +64,9 @@ func commands() []command {
 		{"publish", "publish every source's newest good delivery without extracting", publishCmd},
 		{"validate", "check a configuration file and report every problem", validateCmd},
 		{"status", "show recent runs, per-source counts and the live version", statusCmd},
-		{"rollback", "make the previous published version live again", rollbackCmd},
+		{"rollback", "republish the previous version's deliveries under the current objection rules", rollbackCmd},
+		{"audit", "check the live version against the objection register and code lists; list any leak", auditCmd},
+		{"report", "reports for information governance: 'report compliance'", reportCmd},
 	}
 }
 
@@ -96,7 +99,7 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w, "\nRun 'careindex <command> --help' for a command's flags.")
-	fmt.Fprintln(w, "Exit codes: 0 ok, 1 failed, 2 usage or invalid configuration, 3 publication blocked, 4 store busy.")
+	fmt.Fprintln(w, "Exit codes: 0 ok, 1 failed, 2 usage or invalid configuration, 3 publication blocked, 4 store busy, 5 leaks found.")
 }
 
 // common holds the flags every store command takes.
@@ -218,6 +221,8 @@ func exitCode(err error) int {
 		return ExitUsage
 	case errors.Is(err, pipeline.ErrBlocked):
 		return ExitBlocked
+	case errors.Is(err, pipeline.ErrLeaks):
+		return ExitLeaks
 	case errors.Is(err, pgstore.ErrBusy):
 		return ExitBusy
 	default:

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/careindex/careindex/loader/store"
+	"github.com/careindex/careindex/schedules/config"
 	"github.com/careindex/careindex/schedules/pipeline"
 )
 
@@ -65,7 +66,7 @@ func runPipeline(ctx context.Context, env Env, name string, c common, sources []
 		return fail(env, name, err)
 	}
 	defer log.Sync()
-	opts := pipeline.Options{Config: cfg, Sources: sources, DryRun: dryRun, Stage: stage, Log: log}
+	opts := pipeline.Options{Config: cfg, Sources: sources, DryRun: dryRun, Stage: stage, Log: log, LookupEnv: env.LookupEnv}
 	if env.StdoutIsTerminal {
 		opts.Progress = func(p pipeline.Progress) {
 			rate := float64(p.Rows) / max(p.Elapsed.Seconds(), 0.001)
@@ -231,38 +232,33 @@ func rollbackCmd(ctx context.Context, env Env, args []string) int {
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
+	return withStore(ctx, env, "rollback", c, func(cfg *config.Config, st store.Store, log *zap.Logger) int {
+		res, err := pipeline.Rollback(ctx, pipeline.Options{Config: cfg, Store: st, Log: log})
+		if err != nil {
+			return fail(env, "rollback", err)
+		}
+		fmt.Fprintf(env.Stdout, "Rollback (run %d): %s.\n", res.RunID, res.Message)
+		printRun(env.Stdout, pipeline.Result{Version: res.Version, Patients: res.Patients, WithheldPatients: res.WithheldPatients,
+			Locations: res.Locations, Items: res.Items}, false)
+		return ExitOK
+	})
+}
+
+// withStore loads the config, builds the logger, opens the store and runs fn.
+func withStore(ctx context.Context, env Env, name string, c common, fn func(*config.Config, store.Store, *zap.Logger) int) int {
 	cfg, err := c.loadConfig(env)
 	if err != nil {
-		return fail(env, "rollback", err)
+		return fail(env, name, err)
 	}
 	log, err := c.logger(env)
 	if err != nil {
-		return fail(env, "rollback", err)
+		return fail(env, name, err)
 	}
 	defer log.Sync()
 	st, err := openStore(ctx, cfg.Store, log)
 	if err != nil {
-		return fail(env, "rollback", err)
+		return fail(env, name, err)
 	}
 	defer st.Close()
-	runID, err := st.StartRun(ctx, store.RunInfo{Kind: "rollback", Started: time.Now()})
-	if err != nil {
-		return fail(env, "rollback", err)
-	}
-	from, to, err := st.Rollback(ctx, runID)
-	status, msg := store.RunSucceeded, ""
-	if err != nil {
-		status, msg = store.RunFailed, err.Error()
-	} else {
-		msg = fmt.Sprintf("rolled back from version %d to version %d", from.Version, to.Version)
-	}
-	if ferr := st.FinishRun(context.WithoutCancel(ctx), runID, status, msg, nil); ferr != nil && err == nil {
-		err = ferr
-	}
-	if err != nil {
-		return fail(env, "rollback", err)
-	}
-	log.Info("rolled back", zap.Int64("from", from.Version), zap.Int64("to", to.Version))
-	fmt.Fprintf(env.Stdout, "Rolled back: version %d (run %d) is live again; version %d is withdrawn.\n", to.Version, to.RunID, from.Version)
-	return ExitOK
+	return fn(cfg, st, log)
 }
