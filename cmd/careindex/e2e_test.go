@@ -434,14 +434,14 @@ func TestRollback(t *testing.T) {
 	r := newRegion(t)
 	r.mustRun(t, "run")
 	first, firstVersion := r.dump(t), r.liveVersion(t)
-	// The GP sends a new delivery without its last patient.
+	// The GP sends a new delivery without its second patient.
 	src := filepath.Join(r.dir, "drops", "d81001", "patients_20261124.csv")
 	b, err := os.ReadFile(src)
 	if err != nil {
 		t.Fatal(err)
 	}
-	lines := strings.SplitAfter(string(b), "\n")
-	if err := os.WriteFile(filepath.Join(r.dir, "drops", "d81001", "patients_20261125.csv"), []byte(strings.Join(lines[:3], "")), 0o644); err != nil {
+	lines := strings.SplitAfter(strings.TrimRight(string(b), "\r\n"), "\n")
+	if err := os.WriteFile(filepath.Join(r.dir, "drops", "d81001", "patients_20261125.csv"), []byte(strings.Join(append(lines[:2:2], lines[3:]...), "")), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	r.mustRun(t, "run", "--source", "d81001-patients")
@@ -920,5 +920,34 @@ func TestRulesFailClosed(t *testing.T) {
 				t.Errorf("%d blocked runs in the ledger, want 1", n)
 			}
 		})
+	}
+}
+
+func TestShrunkSnapshotHeldForReview(t *testing.T) {
+	t.Parallel()
+	r := newRegion(t)
+	r.mustRun(t, "run")
+	before := r.scalar(t, `SELECT count(*) FROM careindex.record_location WHERE org_code = 'D81001'`)
+	// The GP's next file has the header only: it would wipe the practice.
+	os.WriteFile(filepath.Join(r.dir, "drops", "d81001", "patients_20261125.csv"),
+		[]byte("\ufeffPatientID,NHSNo,Surname,Forename,DOB,Gender,Postcode,SFlag\r\n"), 0o644)
+	res := r.careindex(t, "run")
+	if res.code != 1 || !strings.Contains(res.stderr, "held for review") {
+		t.Fatalf("exit %d, want 1 with the delivery held:\n%s", res.code, res.stderr)
+	}
+	if got := r.scalar(t, `SELECT count(*) FROM careindex.record_location WHERE org_code = 'D81001'`); got != before {
+		t.Fatalf("the held delivery changed the index: %d GP records, want %d", got, before)
+	}
+	if n := r.scalar(t, `SELECT count(*) FROM careindex.organisation WHERE org_code = 'D81001' AND stale`); n != 1 {
+		t.Error("the GP practice is not flagged stale while its delivery is held")
+	}
+	// An operator who confirms the practice really is empty accepts it.
+	r.mustRun(t, "accept", "--source", "d81001-patients")
+	r.mustRun(t, "publish")
+	if got := r.scalar(t, `SELECT count(*) FROM careindex.record_location WHERE org_code = 'D81001'`); got != 0 {
+		t.Errorf("after accepting the empty delivery the GP still has %d records", got)
+	}
+	if res := r.careindex(t, "accept", "--source", "d81001-patients"); res.code == 0 {
+		t.Error("accept with nothing held succeeded")
 	}
 }

@@ -298,6 +298,32 @@ func (s *Store) PendingDelivery(ctx context.Context, sourceID string) (store.Del
 	return d, true, nil
 }
 
+// HoldDelivery sets a staged delivery aside for review.
+func (s *Store) HoldDelivery(ctx context.Context, deliveryID int64, reason string) error {
+	if _, err := s.db.ExecContext(ctx, `UPDATE careindex_ops.delivery SET status = 'held', hold_reason = $2
+		WHERE delivery_id = $1 AND status = 'staged'`, deliveryID, reason); err != nil {
+		return fmt.Errorf("holding delivery %d: %w", deliveryID, err)
+	}
+	return nil
+}
+
+// AcceptHeld releases the newest held delivery of a source.
+func (s *Store) AcceptHeld(ctx context.Context, sourceID string) (store.Delivery, bool, error) {
+	var d store.Delivery
+	err := s.db.QueryRowContext(ctx, `UPDATE careindex_ops.delivery SET status = 'staged'
+		WHERE delivery_id = (SELECT delivery_id FROM careindex_ops.delivery WHERE source_id = $1 AND status = 'held'
+			ORDER BY delivery_id DESC LIMIT 1)
+		RETURNING delivery_id, source_id, org_code, kind, name, hash, received_at, rows_in, quarantined, merged`, sourceID).
+		Scan(&d.ID, &d.SourceID, &d.OrgCode, &d.Kind, &d.Name, &d.Hash, &d.ReceivedAt, &d.RowsIn, &d.Quarantined, &d.Merged)
+	if errors.Is(err, sql.ErrNoRows) {
+		return d, false, nil
+	}
+	if err != nil {
+		return d, false, fmt.Errorf("accepting the held delivery of %s: %w", sourceID, err)
+	}
+	return d, true, nil
+}
+
 // Live returns the live publication.
 func (s *Store) Live(ctx context.Context) (store.Publication, bool, error) {
 	var p store.Publication

@@ -434,7 +434,7 @@ func (s *Store) retire(ctx context.Context, keep int) error {
 	}
 	// Staged deliveries older than a source's published one will never be
 	// published.
-	if err := s.discard(ctx, `SELECT d.delivery_id FROM careindex_ops.delivery d WHERE d.status = 'staged' AND d.delivery_id < $1::bigint
+	if err := s.discard(ctx, `SELECT d.delivery_id FROM careindex_ops.delivery d WHERE d.status IN ('staged', 'held') AND d.delivery_id < $1::bigint
 		AND EXISTS (SELECT 1 FROM careindex_ops.delivery p WHERE p.source_id = d.source_id AND p.status = 'published' AND p.delivery_id > d.delivery_id)`,
 		int64(1)<<62); err != nil {
 		return err

@@ -55,8 +55,10 @@ CREATE TABLE IF NOT EXISTS careindex_ops.delivery (
 	status      text NOT NULL DEFAULT 'staging',
 	rows_in     bigint NOT NULL DEFAULT 0,
 	quarantined bigint NOT NULL DEFAULT 0,
-	merged      bigint NOT NULL DEFAULT 0
+	merged      bigint NOT NULL DEFAULT 0,
+	hold_reason text NOT NULL DEFAULT ''
 );
+ALTER TABLE careindex_ops.delivery ADD COLUMN IF NOT EXISTS hold_reason text NOT NULL DEFAULT '';
 CREATE INDEX IF NOT EXISTS delivery_source ON careindex_ops.delivery (source_id, status);
 
 CREATE TABLE IF NOT EXISTS careindex_ops.quarantine (

@@ -40,6 +40,13 @@ type Store interface {
 	// PendingDelivery returns the newest delivery of sourceID that was
 	// staged (by an extract-only run) but is not yet published.
 	PendingDelivery(ctx context.Context, sourceID string) (Delivery, bool, error)
+	// HoldDelivery sets a staged delivery aside for review (a snapshot
+	// drastically smaller than the last): it is not published until
+	// accepted.
+	HoldDelivery(ctx context.Context, deliveryID int64, reason string) error
+	// AcceptHeld releases the newest held delivery of sourceID, so that
+	// the next publish picks it up.
+	AcceptHeld(ctx context.Context, sourceID string) (Delivery, bool, error)
 	// BeginDelivery starts staging a delivery. Any earlier staged but never
 	// published delivery of the same source is discarded.
 	BeginDelivery(ctx context.Context, runID int64, d Delivery) (Stager, error)

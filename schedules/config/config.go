@@ -119,6 +119,11 @@ type Source struct {
 	Schedule string `yaml:"schedule"`
 	// TestData marks a source whose NHS numbers may be in the 999 test range.
 	TestData bool `yaml:"test_data"`
+	// ShrinkLimit holds a snapshot delivery for review instead of
+	// publishing it when it has this fraction fewer rows than the
+	// delivery in the index, or none at all. Defaults to 0.5; 1 turns the
+	// check off.
+	ShrinkLimit float64 `yaml:"shrink_limit"`
 	// Freshness says when the source's newest delivery is late or
 	// missing. Optional: without it the source's age is shown, not judged.
 	Freshness *Freshness `yaml:"freshness"`
@@ -327,6 +332,9 @@ func (c *Config) withDefaults() {
 		s := &c.Sources[i]
 		if s.Mode == "" {
 			s.Mode = "snapshot"
+		}
+		if s.ShrinkLimit == 0 {
+			s.ShrinkLimit = 0.5
 		}
 		if len(s.DateFormats) == 0 {
 			s.DateFormats = []string{"2006-01-02"}

@@ -190,6 +190,9 @@ func (c *Config) Validate() error {
 		default:
 			sb("from: required (folder, sql or s3)")
 		}
+		if s.ShrinkLimit < 0 || s.ShrinkLimit > 1 {
+			sb("shrink_limit: a fraction between 0 and 1")
+		}
 		if s.Mode != "snapshot" {
 			sb("mode: %q is not supported (snapshot)", s.Mode)
 		}

@@ -54,6 +54,26 @@ var ErrBlocked = errors.New("publication blocked")
 // ErrSourcesFailed means the run published but one or more sources failed.
 var ErrSourcesFailed = errors.New("one or more sources failed")
 
+// ErrHeld means a delivery was held for review instead of published.
+var ErrHeld = errors.New("delivery held for review")
+
+// shrunk says why a snapshot delivery must be held, or "".
+func shrunk(src config.Source, current *store.Delivery, d store.Delivery) string {
+	if src.Mode != "snapshot" || current == nil || src.ShrinkLimit >= 1 {
+		return ""
+	}
+	before, now := current.RowsIn, d.RowsIn
+	switch {
+	case before == 0:
+		return ""
+	case now == 0:
+		return fmt.Sprintf("an empty delivery would remove all %d rows of the organisation's records", before)
+	case float64(now) < float64(before)*(1-src.ShrinkLimit):
+		return fmt.Sprintf("%d rows where the last delivery had %d: more than %.0f%% fewer", now, before, src.ShrinkLimit*100)
+	}
+	return ""
+}
+
 // ErrUnknownSource means --source named a source the config lacks.
 var ErrUnknownSource = errors.New("unknown source")
 
@@ -624,6 +644,14 @@ func (r *runner) stage(ctx context.Context, src config.Source, current *store.De
 	}
 	committed = true
 	progress(true)
+	if reason := shrunk(src, current, staged); reason != "" {
+		if err := r.opts.Store.HoldDelivery(ctx, staged.ID, reason); err != nil {
+			return store.Delivery{}, "", err
+		}
+		log.Warn("delivery held for review; the last good delivery stays in the index", zap.String("delivery", d.name),
+			zap.Int("rows_in", rowsIn))
+		return store.Delivery{}, "", fmt.Errorf("%w: %s: %s (careindex accept --source %s publishes it)", ErrHeld, d.name, reason, src.ID)
+	}
 	fields := []zap.Field{zap.String("delivery", d.name), zap.Int("rows_in", rowsIn), zap.Int("quarantined", staged.Quarantined),
 		zap.Int("merged", staged.Merged)}
 	for reason, n := range reasons {

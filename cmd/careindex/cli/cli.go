@@ -65,6 +65,7 @@ func commands() []command {
 		{"validate", "check a configuration file and report every problem", validateCmd},
 		{"status", "show recent runs, per-source counts and the live version", statusCmd},
 		{"rollback", "republish the previous version's deliveries under the current objection rules", rollbackCmd},
+		{"accept", "release a delivery held for review (a drastically smaller snapshot) for the next publish", acceptCmd},
 		{"audit", "check the live version against the objection register and code lists; list any leak", auditCmd},
 		{"report", "reports for information governance: 'report compliance'", reportCmd},
 	}

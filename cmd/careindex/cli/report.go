@@ -158,3 +158,32 @@ func auditCmd(ctx context.Context, env Env, args []string) int {
 		return ExitOK
 	})
 }
+
+func acceptCmd(ctx context.Context, env Env, args []string) int {
+	var c common
+	var source string
+	fs := newFlagSet(env, "accept", "--source ID --config FILE [--store DSN]", &c)
+	fs.StringVar(&source, "source", "", "the source whose held delivery is accepted")
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	if source == "" {
+		fmt.Fprintln(env.Stderr, "careindex accept: --source is required")
+		return ExitUsage
+	}
+	return withStore(ctx, env, "accept", c, func(cfg *config.Config, st store.Store, _ *zap.Logger) int {
+		if _, ok := cfg.Source(source); !ok {
+			return fail(env, "accept", fmt.Errorf("%w: %q is not in the configuration", pipeline.ErrUnknownSource, source))
+		}
+		d, ok, err := st.AcceptHeld(ctx, source)
+		if err != nil {
+			return fail(env, "accept", err)
+		}
+		if !ok {
+			fmt.Fprintf(env.Stderr, "careindex accept: source %s has no held delivery\n", source)
+			return ExitFailed
+		}
+		fmt.Fprintf(env.Stdout, "Accepted %s (%d rows) for %s; the next run or 'careindex publish' publishes it.\n", d.Name, d.RowsIn, source)
+		return ExitOK
+	})
+}
