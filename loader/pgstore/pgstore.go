@@ -267,11 +267,11 @@ func touchSources(ctx context.Context, tx *sql.Tx, sources []store.SourceOutcome
 func (s *Store) CurrentDelivery(ctx context.Context, sourceID string) (store.Delivery, bool, error) {
 	var d store.Delivery
 	err := s.db.QueryRowContext(ctx, `SELECT d.delivery_id, d.source_id, d.org_code, d.kind, d.name, d.hash, d.received_at,
-			d.rows_in, d.quarantined, d.merged
+			d.rows_in, d.quarantined, d.merged, d.seq
 		FROM careindex_data.live l
 		JOIN careindex_ops.version_delivery vd ON vd.version = l.version AND vd.source_id = $1
 		JOIN careindex_ops.delivery d ON d.delivery_id = vd.delivery_id`, sourceID).
-		Scan(&d.ID, &d.SourceID, &d.OrgCode, &d.Kind, &d.Name, &d.Hash, &d.ReceivedAt, &d.RowsIn, &d.Quarantined, &d.Merged)
+		Scan(&d.ID, &d.SourceID, &d.OrgCode, &d.Kind, &d.Name, &d.Hash, &d.ReceivedAt, &d.RowsIn, &d.Quarantined, &d.Merged, &d.Seq)
 	if errors.Is(err, sql.ErrNoRows) {
 		return d, false, nil
 	}
@@ -285,10 +285,10 @@ func (s *Store) CurrentDelivery(ctx context.Context, sourceID string) (store.Del
 func (s *Store) PendingDelivery(ctx context.Context, sourceID string) (store.Delivery, bool, error) {
 	var d store.Delivery
 	err := s.db.QueryRowContext(ctx, `SELECT d.delivery_id, d.source_id, d.org_code, d.kind, d.name, d.hash, d.received_at,
-			d.rows_in, d.quarantined, d.merged
+			d.rows_in, d.quarantined, d.merged, d.seq
 		FROM careindex_ops.delivery d WHERE d.source_id = $1 AND d.status = 'staged'
 		ORDER BY d.delivery_id DESC LIMIT 1`, sourceID).
-		Scan(&d.ID, &d.SourceID, &d.OrgCode, &d.Kind, &d.Name, &d.Hash, &d.ReceivedAt, &d.RowsIn, &d.Quarantined, &d.Merged)
+		Scan(&d.ID, &d.SourceID, &d.OrgCode, &d.Kind, &d.Name, &d.Hash, &d.ReceivedAt, &d.RowsIn, &d.Quarantined, &d.Merged, &d.Seq)
 	if errors.Is(err, sql.ErrNoRows) {
 		return d, false, nil
 	}

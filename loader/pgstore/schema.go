@@ -56,8 +56,12 @@ CREATE TABLE IF NOT EXISTS careindex_ops.delivery (
 	rows_in     bigint NOT NULL DEFAULT 0,
 	quarantined bigint NOT NULL DEFAULT 0,
 	merged      bigint NOT NULL DEFAULT 0,
-	hold_reason text NOT NULL DEFAULT ''
+	hold_reason text NOT NULL DEFAULT '',
+	seq         bigint NOT NULL DEFAULT 0,
+	base        bigint
 );
+ALTER TABLE careindex_ops.delivery ADD COLUMN IF NOT EXISTS seq bigint NOT NULL DEFAULT 0;
+ALTER TABLE careindex_ops.delivery ADD COLUMN IF NOT EXISTS base bigint;
 ALTER TABLE careindex_ops.delivery ADD COLUMN IF NOT EXISTS hold_reason text NOT NULL DEFAULT '';
 CREATE INDEX IF NOT EXISTS delivery_source ON careindex_ops.delivery (source_id, status);
 
@@ -91,8 +95,10 @@ CREATE TABLE IF NOT EXISTS careindex_ops.staged_person (
 	objection     text NOT NULL DEFAULT '',
 	address       text NOT NULL DEFAULT '',
 	patient_id    bigint NOT NULL,
-	merged        boolean NOT NULL DEFAULT false
+	merged        boolean NOT NULL DEFAULT false,
+	deleted       boolean NOT NULL DEFAULT false
 );
+ALTER TABLE careindex_ops.staged_person ADD COLUMN IF NOT EXISTS deleted boolean NOT NULL DEFAULT false;
 ALTER TABLE careindex_ops.staged_person ADD COLUMN IF NOT EXISTS objection text NOT NULL DEFAULT '';
 ALTER TABLE careindex_ops.staged_person ADD COLUMN IF NOT EXISTS address text NOT NULL DEFAULT '';
 CREATE INDEX IF NOT EXISTS staged_person_key ON careindex_ops.staged_person (delivery_id, org_code, local_id, line);
@@ -114,8 +120,10 @@ CREATE TABLE IF NOT EXISTS careindex_ops.staged_item (
 	end_date    date,
 	status      text NOT NULL DEFAULT '',
 	dedupe_key  text NOT NULL,
-	merged      boolean NOT NULL DEFAULT false
+	merged      boolean NOT NULL DEFAULT false,
+	deleted     boolean NOT NULL DEFAULT false
 );
+ALTER TABLE careindex_ops.staged_item ADD COLUMN IF NOT EXISTS deleted boolean NOT NULL DEFAULT false;
 CREATE INDEX IF NOT EXISTS staged_item_key ON careindex_ops.staged_item (delivery_id, dedupe_key, line);
 
 CREATE TABLE IF NOT EXISTS careindex_ops.source_state (

@@ -15,9 +15,13 @@ func (s *Store) BeginDelivery(ctx context.Context, runID int64, d store.Delivery
 	if err := s.discard(ctx, `SELECT delivery_id FROM careindex_ops.delivery WHERE source_id = $1 AND status = 'staging'`, d.SourceID); err != nil {
 		return nil, err
 	}
+	var base any
+	if d.Base != 0 {
+		base = d.Base
+	}
 	err := s.db.QueryRowContext(ctx, `INSERT INTO careindex_ops.delivery
-		(source_id, org_code, kind, name, hash, received_at, run_id) VALUES ($1,$2,$3,$4,$5,$6,$7) RETURNING delivery_id`,
-		d.SourceID, d.OrgCode, d.Kind, d.Name, d.Hash, d.ReceivedAt, runID).Scan(&d.ID)
+		(source_id, org_code, kind, name, hash, received_at, run_id, seq, base) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) RETURNING delivery_id`,
+		d.SourceID, d.OrgCode, d.Kind, d.Name, d.Hash, d.ReceivedAt, runID, d.Seq, base).Scan(&d.ID)
 	if err != nil {
 		return nil, fmt.Errorf("recording delivery of %s: %w", d.SourceID, err)
 	}
@@ -52,9 +56,9 @@ type stager struct {
 
 var (
 	stagedPersonCols = []string{"delivery_id", "source_id", "file", "line", "org_code", "local_id", "nhs_number", "family_name",
-		"given_name", "date_of_birth", "sex", "postcode", "gp_practice", "sensitive", "objection", "address", "patient_id"}
+		"given_name", "date_of_birth", "sex", "postcode", "gp_practice", "sensitive", "objection", "address", "patient_id", "deleted"}
 	stagedItemCols = []string{"delivery_id", "source_id", "file", "line", "org_code", "local_id", "item_id", "kind", "code_system",
-		"code", "display", "start_date", "end_date", "status", "dedupe_key"}
+		"code", "display", "start_date", "end_date", "status", "dedupe_key", "deleted"}
 	quarantineCols = []string{"run_id", "source_id", "delivery_id", "file", "line", "reason", "raw"}
 )
 
@@ -68,7 +72,7 @@ func (st *stager) AddPersons(ctx context.Context, ps []store.StagedPerson) error
 	}
 	for _, p := range ps {
 		if err := st.persons.add(ctx, st.d.ID, st.d.SourceID, p.File, p.Line, p.OrgCode, p.LocalID, p.NHSNumber, p.FamilyName,
-			p.GivenName, nullable(p.DateOfBirth), p.Sex, p.Postcode, p.GPPractice, p.Sensitive, p.Objection, p.Address, p.PatientID); err != nil {
+			p.GivenName, nullable(p.DateOfBirth), p.Sex, p.Postcode, p.GPPractice, p.Sensitive, p.Objection, p.Address, p.PatientID, p.Deleted); err != nil {
 			return err
 		}
 	}
@@ -95,7 +99,7 @@ func (st *stager) AddItems(ctx context.Context, items []record.CareItem) error {
 	}
 	for _, i := range items {
 		if err := st.items.add(ctx, st.d.ID, st.d.SourceID, i.File, i.Line, i.OrgCode, i.LocalID, i.ItemID, i.Kind, i.CodeSystem,
-			i.Code, i.Display, nullable(i.StartDate), nullable(i.EndDate), i.Status, ItemKey(i)); err != nil {
+			i.Code, i.Display, nullable(i.StartDate), nullable(i.EndDate), i.Status, ItemKey(i), i.Deleted); err != nil {
 			return err
 		}
 	}
@@ -155,6 +159,17 @@ func (st *stager) Commit(ctx context.Context, rowsIn int) (store.Delivery, error
 		n1, _ := r1.RowsAffected()
 		n2, _ := r2.RowsAffected()
 		merged = n1 + n2
+		if st.d.Base != 0 {
+			// A delta: carry the base's rows the delta does not touch, then
+			// drop the deletions (counted as merged: each was folded into
+			// the record it removes).
+			carried, deletions, err := applyDelta(ctx, tx, st.d.ID, st.d.Base)
+			if err != nil {
+				return err
+			}
+			rowsIn += carried
+			merged += int64(deletions)
+		}
 		_, err = tx.ExecContext(ctx, `UPDATE careindex_ops.delivery SET status = 'staged', rows_in = $2, quarantined = $3, merged = $4
 			WHERE delivery_id = $1`, st.d.ID, rowsIn, st.nReject, merged)
 		if err != nil {
@@ -167,6 +182,44 @@ func (st *stager) Commit(ctx context.Context, rowsIn int) (store.Delivery, error
 	}
 	st.d.RowsIn, st.d.Quarantined, st.d.Merged = rowsIn, st.nReject, int(merged)
 	return st.d, nil
+}
+
+// applyDelta copies into delivery id the rows of base that the delta does
+// not replace or delete, and removes the delta's deletion rows. It returns
+// how many rows were carried and how many deletions were applied.
+func applyDelta(ctx context.Context, tx *sql.Tx, id, base int64) (carried, deletions int, err error) {
+	steps := []string{
+		`INSERT INTO careindex_ops.staged_person (delivery_id, source_id, file, line, org_code, local_id, nhs_number, family_name,
+			given_name, date_of_birth, sex, postcode, gp_practice, sensitive, objection, address, patient_id)
+		SELECT $1, b.source_id, b.file, b.line, b.org_code, b.local_id, b.nhs_number, b.family_name, b.given_name, b.date_of_birth,
+			b.sex, b.postcode, b.gp_practice, b.sensitive, b.objection, b.address, b.patient_id
+		FROM careindex_ops.staged_person b WHERE b.delivery_id = $2 AND NOT b.merged
+			AND NOT EXISTS (SELECT 1 FROM careindex_ops.staged_person n
+				WHERE n.delivery_id = $1 AND n.org_code = b.org_code AND n.local_id = b.local_id)`,
+		`INSERT INTO careindex_ops.staged_item (delivery_id, source_id, file, line, org_code, local_id, item_id, kind, code_system,
+			code, display, start_date, end_date, status, dedupe_key)
+		SELECT $1, b.source_id, b.file, b.line, b.org_code, b.local_id, b.item_id, b.kind, b.code_system, b.code, b.display,
+			b.start_date, b.end_date, b.status, b.dedupe_key
+		FROM careindex_ops.staged_item b WHERE b.delivery_id = $2 AND NOT b.merged
+			AND NOT EXISTS (SELECT 1 FROM careindex_ops.staged_item n WHERE n.delivery_id = $1 AND n.dedupe_key = b.dedupe_key)`,
+	}
+	for _, q := range steps {
+		res, err := tx.ExecContext(ctx, q, id, base)
+		if err != nil {
+			return 0, 0, fmt.Errorf("applying delta to delivery %d: %w", base, err)
+		}
+		n, _ := res.RowsAffected()
+		carried += int(n)
+	}
+	for _, table := range []string{"staged_person", "staged_item"} {
+		res, err := tx.ExecContext(ctx, `DELETE FROM careindex_ops.`+table+` WHERE delivery_id = $1 AND deleted`, id)
+		if err != nil {
+			return 0, 0, fmt.Errorf("applying delta deletions: %w", err)
+		}
+		n, _ := res.RowsAffected()
+		deletions += int(n)
+	}
+	return carried, deletions, nil
 }
 
 func (st *stager) Abort(ctx context.Context) error {

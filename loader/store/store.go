@@ -145,6 +145,12 @@ type Delivery struct {
 	Name       string // file name(s) or query name
 	Hash       string // SHA-256 of the content
 	ReceivedAt time.Time
+	// Seq is a delta source's sequence number of this delivery (from the
+	// file name); 0 for snapshot sources.
+	Seq int64
+	// Base, for a delta, is the delivery it applies to: the staged
+	// delivery is the base's rows with the delta's upserts and deletions.
+	Base int64
 	// Counts made while staging.
 	RowsIn      int
 	Quarantined int

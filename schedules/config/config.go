@@ -112,8 +112,11 @@ type Source struct {
 	// DateFormats are Go time layouts tried in order for every date field.
 	// Defaults to ["2006-01-02"]. Excel serial numbers are always accepted.
 	DateFormats []string `yaml:"date_formats"`
-	// Mode is snapshot (each delivery is the whole set). Defaults to snapshot.
+	// Mode is snapshot (each delivery is the whole set) or delta (each
+	// delivery holds the changes since the last). Defaults to snapshot.
 	Mode string `yaml:"mode"`
+	// Delta configures a delta source.
+	Delta Delta `yaml:"delta"`
 	// Schedule is the source's cron expression in Config.Timezone (see
 	// ParseCron); the scheduler runs the source's extract job on it.
 	Schedule string `yaml:"schedule"`
@@ -130,6 +133,18 @@ type Source struct {
 	// RejectRateThreshold overrides Alerts.RejectRate for this source (0:
 	// use Alerts.RejectRate).
 	RejectRateThreshold float64 `yaml:"reject_rate_threshold"`
+}
+
+// Delta configures how a delta source's deliveries follow each other.
+type Delta struct {
+	// Sequence is how a delivery's place is read from its file name:
+	// "name" (the last run of digits; each delivery is the previous + 1) or
+	// "date" (the yyyymmdd in the name; one delivery a day). Defaults to name.
+	Sequence string `yaml:"sequence"`
+	// SnapshotPattern matches full snapshots in the same folder; a
+	// snapshot newer than the last applied delivery resets the source,
+	// and is the way back after a missing delta.
+	SnapshotPattern string `yaml:"snapshot_pattern"`
 }
 
 // From says where a source's deliveries come from: exactly one of these.
@@ -205,10 +220,10 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 }
 
 // PersonFields are the column mapping keys of a persons source.
-var PersonFields = []string{"local_id", "nhs_number", "family_name", "given_name", "date_of_birth", "sex", "postcode", "gp_practice", "sensitive", "objection", "address"}
+var PersonFields = []string{"local_id", "nhs_number", "family_name", "given_name", "date_of_birth", "sex", "postcode", "gp_practice", "sensitive", "objection", "address", "action"}
 
 // CareItemFields are the column mapping keys of a care_items source.
-var CareItemFields = []string{"local_id", "item_id", "kind", "code_system", "code", "display", "start_date", "end_date", "status"}
+var CareItemFields = []string{"local_id", "item_id", "kind", "code_system", "code", "display", "start_date", "end_date", "status", "action"}
 
 // Load reads, expands, defaults and validates the configuration at path.
 // lookup resolves ${VAR} references; pass os.LookupEnv in production.
@@ -332,6 +347,9 @@ func (c *Config) withDefaults() {
 		s := &c.Sources[i]
 		if s.Mode == "" {
 			s.Mode = "snapshot"
+		}
+		if s.Mode == "delta" && s.Delta.Sequence == "" {
+			s.Delta.Sequence = "name"
 		}
 		if s.ShrinkLimit == 0 {
 			s.ShrinkLimit = 0.5

@@ -193,8 +193,23 @@ func (c *Config) Validate() error {
 		if s.ShrinkLimit < 0 || s.ShrinkLimit > 1 {
 			sb("shrink_limit: a fraction between 0 and 1")
 		}
-		if s.Mode != "snapshot" {
-			sb("mode: %q is not supported (snapshot)", s.Mode)
+		switch s.Mode {
+		case "snapshot":
+		case "delta":
+			if s.From.Folder == nil {
+				sb("mode: delta sources read from a folder")
+			}
+			if s.Delta.Sequence != "name" && s.Delta.Sequence != "date" {
+				sb("delta.sequence: %q is neither name nor date", s.Delta.Sequence)
+			}
+			if s.Delta.SnapshotPattern == "" {
+				sb("delta.snapshot_pattern: required (the full snapshot that starts the source and recovers it after a missing delta)")
+			}
+			if s.Columns["action"] == "" {
+				sb("columns.action: required for a delta source (D or delete removes the row)")
+			}
+		default:
+			sb("mode: %q is neither snapshot nor delta", s.Mode)
 		}
 		for _, layout := range s.DateFormats {
 			if !strings.ContainsAny(layout, "0123456789") {

@@ -270,6 +270,11 @@ func (r *runner) run(ctx context.Context) (res Result, err error) {
 		switch {
 		case err != nil && ctx.Err() != nil:
 			return res, ctx.Err()
+		case errors.Is(err, ErrDeltaGap) && d.ID != 0:
+			// Published up to the gap, and stale.
+			s.status, s.err, s.current = "failed", err, &d
+			changed = true
+			r.log.Error("delta missing; the source is published up to the gap and stays stale", zap.String("source", s.src.ID), zap.Error(err))
 		case err != nil:
 			s.status, s.err = "failed", err
 			r.log.Error("source failed; its last good delivery stays in the index", zap.String("source", s.src.ID), zap.Error(err))
@@ -518,6 +523,9 @@ func (r *runner) mapperOptions(src config.Source) normalise.Options {
 
 // stage extracts one source into the store. status is new or unchanged.
 func (r *runner) stage(ctx context.Context, src config.Source, current *store.Delivery) (store.Delivery, string, error) {
+	if src.Mode == "delta" {
+		return r.stageDeltas(ctx, src, current)
+	}
 	log := r.log.With(zap.String("source", src.ID), zap.String("stage", "extract"))
 	d, err := r.open(ctx, src)
 	if err != nil {
@@ -528,6 +536,13 @@ func (r *runner) stage(ctx context.Context, src config.Source, current *store.De
 		log.Info("delivery already in the index; not read again", zap.String("delivery", d.name))
 		return *current, "unchanged", nil
 	}
+	return r.stageFile(ctx, src, d, current, nil, 0)
+}
+
+// stageFile reads an opened delivery into the store. A delta (base not
+// nil) is applied on top of the base delivery.
+func (r *runner) stageFile(ctx context.Context, src config.Source, d *delivery, current, base *store.Delivery, seq int64) (store.Delivery, string, error) {
+	log := r.log.With(zap.String("source", src.ID), zap.String("stage", "extract"))
 	if d.reader == nil {
 		rd, err := openFile(ctx, src, d)
 		if err != nil {
@@ -540,8 +555,11 @@ func (r *runner) stage(ctx context.Context, src config.Source, current *store.De
 	if err != nil {
 		return store.Delivery{}, "", fmt.Errorf("extracting %s: %w", src.ID, err)
 	}
-	stager, err := r.opts.Store.BeginDelivery(ctx, r.runID, store.Delivery{SourceID: src.ID, OrgCode: src.Org, Kind: src.Kind,
-		Name: d.name, Hash: d.hash, ReceivedAt: d.at})
+	nd := store.Delivery{SourceID: src.ID, OrgCode: src.Org, Kind: src.Kind, Name: d.name, Hash: d.hash, ReceivedAt: d.at, Seq: seq}
+	if base != nil {
+		nd.Base = base.ID
+	}
+	stager, err := r.opts.Store.BeginDelivery(ctx, r.runID, nd)
 	if err != nil {
 		return store.Delivery{}, "", err
 	}
@@ -558,7 +576,20 @@ func (r *runner) stage(ctx context.Context, src config.Source, current *store.De
 	rowsIn := 0
 	flush := func() error {
 		if len(persons) > 0 {
-			linked, held, err := linker.Link(ctx, src.ID, src.Org, persons)
+			// Deletions of a delta are staged as they are; the rest is linked.
+			var deletions []store.StagedPerson
+			live := persons[:0]
+			for _, p := range persons {
+				if p.Deleted {
+					deletions = append(deletions, store.StagedPerson{Person: p})
+				} else {
+					live = append(live, p)
+				}
+			}
+			if err := stager.AddPersons(ctx, deletions); err != nil {
+				return err
+			}
+			linked, held, err := linker.Link(ctx, src.ID, src.Org, live)
 			if err != nil {
 				return err
 			}
@@ -644,7 +675,7 @@ func (r *runner) stage(ctx context.Context, src config.Source, current *store.De
 	}
 	committed = true
 	progress(true)
-	if reason := shrunk(src, current, staged); reason != "" {
+	if reason := shrunk(src, current, staged); base == nil && reason != "" {
 		if err := r.opts.Store.HoldDelivery(ctx, staged.ID, reason); err != nil {
 			return store.Delivery{}, "", err
 		}

@@ -116,6 +116,9 @@ func (m *Mapper) Person(row rowsource.Row) (record.Person, error) {
 	if p.LocalID == "" {
 		return p, &rowError{reason: "local_id: missing"}
 	}
+	if p.Deleted = deletion(m.get(row, "action")); p.Deleted {
+		return p, nil
+	}
 	if raw := m.get(row, "nhs_number"); raw != "" {
 		n, err := nhsnumber.Parse(raw, nhsnumber.Options{AllowTestRange: m.opts.TestData})
 		if err != nil {
@@ -205,6 +208,15 @@ func objectionFlag(s, org string) (string, error) {
 	return strings.Join(codes, ";"), nil
 }
 
+// deletion reports whether a delta row's action removes the row.
+func deletion(action string) bool {
+	switch strings.ToLower(strings.TrimSpace(action)) {
+	case "d", "del", "delete", "deleted", "remove":
+		return true
+	}
+	return false
+}
+
 func flag(s string) (bool, error) {
 	switch strings.ToLower(s) {
 	case "y", "yes", "true", "1", "s":
@@ -226,6 +238,10 @@ func (m *Mapper) CareItem(row rowsource.Row) (record.CareItem, error) {
 		return it, &rowError{reason: "local_id: missing"}
 	}
 	it.ItemID = m.get(row, "item_id")
+	if it.Deleted = deletion(m.get(row, "action")); it.Deleted {
+		it.Kind, it.CodeSystem, it.Code = m.opts.ItemKind, m.opts.CodeSystem, "-"
+		return it, nil
+	}
 	it.Kind = strings.ToLower(m.get(row, "kind"))
 	if it.Kind == "" {
 		it.Kind = m.opts.ItemKind

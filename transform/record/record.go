@@ -32,6 +32,8 @@ type Person struct {
 	// Address is free text (house number, street, town), used for matching
 	// only; it is never published.
 	Address string
+	// Deleted marks a delta row that removes the local id.
+	Deleted bool
 }
 
 // CareItem is one organisation's clinical or care fact about a person.
@@ -46,6 +48,8 @@ type CareItem struct {
 	StartDate  string // "2006-01-02" or empty
 	EndDate    string // "2006-01-02" or empty
 	Status     string // active, inactive, resolved, completed, ...
+	// Deleted marks a delta row that removes the item.
+	Deleted bool
 }
 
 // Kinds lists the care item kinds careindex accepts.
