@@ -181,11 +181,16 @@ func (v *version) Abort(ctx context.Context) error {
 		c.abort()
 	}
 	ctx = context.WithoutCancel(ctx)
-	if err := v.s.dropVersionTables(ctx, v.n, false); err != nil {
-		return err
+	// Only a version still being built is dropped: one that went live (a
+	// swap that committed but reported an error) must stay.
+	res, err := v.s.db.ExecContext(ctx, `UPDATE careindex_data.version SET state = 'abandoned' WHERE version = $1 AND state = 'building'`, v.n)
+	if err != nil {
+		return fmt.Errorf("abandoning version %d: %w", v.n, err)
 	}
-	_, err := v.s.db.ExecContext(ctx, `UPDATE careindex_data.version SET state = 'abandoned' WHERE version = $1`, v.n)
-	return err
+	if n, _ := res.RowsAffected(); n == 0 {
+		return nil
+	}
+	return v.s.dropVersionTables(ctx, v.n, false)
 }
 
 // StreamPersons streams the unmerged staged persons of deliveries.
@@ -466,7 +471,7 @@ func (s *Store) Previous(ctx context.Context) (store.Publication, []store.Versio
 		return p, nil, false, fmt.Errorf("finding the previous version: %w", err)
 	}
 	rows, err := s.db.QueryContext(ctx, `SELECT vd.source_id, vd.stale, vd.stale_reason, d.delivery_id, d.org_code, d.kind, d.name,
-			d.hash, d.received_at, d.rows_in, d.quarantined, d.merged
+			d.hash, d.received_at, d.rows_in, d.quarantined, d.merged, d.seq
 		FROM careindex_ops.version_delivery vd LEFT JOIN careindex_ops.delivery d ON d.delivery_id = vd.delivery_id
 		WHERE vd.version = $1 ORDER BY vd.source_id`, p.Version)
 	if err != nil {
@@ -479,13 +484,13 @@ func (s *Store) Previous(ctx context.Context) (store.Publication, []store.Versio
 		var id sql.NullInt64
 		var org, kind, name, hash sql.NullString
 		var at sql.NullTime
-		var in, q, m sql.NullInt64
-		if err := rows.Scan(&vs.SourceID, &vs.Stale, &vs.StaleReason, &id, &org, &kind, &name, &hash, &at, &in, &q, &m); err != nil {
+		var in, q, m, seq sql.NullInt64
+		if err := rows.Scan(&vs.SourceID, &vs.Stale, &vs.StaleReason, &id, &org, &kind, &name, &hash, &at, &in, &q, &m, &seq); err != nil {
 			return p, nil, false, fmt.Errorf("reading the previous version's deliveries: %w", err)
 		}
 		if id.Valid {
 			vs.Delivery = &store.Delivery{ID: id.Int64, SourceID: vs.SourceID, OrgCode: org.String, Kind: kind.String, Name: name.String,
-				Hash: hash.String, ReceivedAt: at.Time, RowsIn: int(in.Int64), Quarantined: int(q.Int64), Merged: int(m.Int64)}
+				Hash: hash.String, ReceivedAt: at.Time, RowsIn: int(in.Int64), Quarantined: int(q.Int64), Merged: int(m.Int64), Seq: seq.Int64}
 		}
 		if vs.Stale {
 			p.Stale = append(p.Stale, vs.SourceID)

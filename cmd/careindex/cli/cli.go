@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/careindex/careindex/loader/pgstore"
+	"github.com/careindex/careindex/loader/sqlitestore"
 	"github.com/careindex/careindex/loader/store"
 	"github.com/careindex/careindex/schedules/config"
 	"github.com/careindex/careindex/schedules/pipeline"
@@ -68,6 +69,8 @@ func commands() []command {
 		{"accept", "release a delivery held for review (a drastically smaller snapshot) for the next publish", acceptCmd},
 		{"audit", "check the live version against the objection register and code lists; list any leak", auditCmd},
 		{"report", "reports for information governance: 'report compliance'", reportCmd},
+		{"schedule", "run each source's extract and the publish job on their schedules, until stopped", scheduleCmd},
+		{"serve", "serve health, readiness, metrics and the status page", serveCmd},
 	}
 }
 
@@ -203,8 +206,18 @@ func openStore(ctx context.Context, dsn string, log *zap.Logger) (store.Store, e
 			return nil, err
 		}
 		st = s
+	case strings.HasPrefix(dsn, "sqlite:"):
+		path := strings.TrimPrefix(strings.TrimPrefix(dsn, "sqlite:"), "//")
+		if path == "" {
+			return nil, fmt.Errorf("%w: store %q names no file", config.ErrInvalid, dsn)
+		}
+		s, err := sqlitestore.Open(ctx, path, log)
+		if err != nil {
+			return nil, err
+		}
+		st = s
 	default:
-		return nil, fmt.Errorf("store %q: only postgres:// stores are supported in this build", config.RedactDSN(dsn))
+		return nil, fmt.Errorf("%w: store %q is neither postgres:// nor sqlite:PATH", config.ErrInvalid, config.RedactDSN(dsn))
 	}
 	if err := st.Migrate(ctx); err != nil {
 		st.Close()
@@ -224,7 +237,7 @@ func exitCode(err error) int {
 		return ExitBlocked
 	case errors.Is(err, pipeline.ErrLeaks):
 		return ExitLeaks
-	case errors.Is(err, pgstore.ErrBusy):
+	case errors.Is(err, pgstore.ErrBusy), errors.Is(err, sqlitestore.ErrBusy):
 		return ExitBusy
 	default:
 		return ExitFailed
