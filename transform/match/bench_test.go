@@ -1,0 +1,145 @@
+package match
+
+import (
+	"context"
+	"runtime"
+	"runtime/metrics"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// peakHeap samples the heap until stopped and returns the largest heap
+// (runtime.MemStats.HeapAlloc: live objects and garbage not yet swept)
+// and the largest live heap the collector found.
+func peakHeap() (stop func() (heap, live uint64)) {
+	var peak, peakLive atomic.Uint64
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		var ms runtime.MemStats
+		sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+		t := time.NewTicker(25 * time.Millisecond)
+		defer t.Stop()
+		for {
+			runtime.ReadMemStats(&ms)
+			if ms.HeapAlloc > peak.Load() {
+				peak.Store(ms.HeapAlloc)
+			}
+			metrics.Read(sample)
+			if v := sample[0].Value.Uint64(); v > peakLive.Load() {
+				peakLive.Store(v)
+			}
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() (uint64, uint64) {
+		close(done)
+		wg.Wait()
+		return peak.Load(), peakLive.Load()
+	}
+}
+
+// dataBytes is the size of the records as CSV text.
+func dataBytes(recs Records) int64 {
+	var n int64
+	for r := range recs {
+		n += int64(len(r.ID) + len(r.NHSNumber) + len(r.FamilyName) + len(r.GivenName) + len(r.DateOfBirth) +
+			len(r.Sex) + len(r.Postcode) + len(r.Address) + len(r.GPPractice) + len(r.Email) + len(r.Phone) + 11)
+	}
+	return n
+}
+
+func benchmarkLink(b *testing.B, n int) {
+	s := newSynth(n, 42)
+	size := dataBytes(s.records(n, nil))
+	model := DefaultModel()
+	ctx := context.Background()
+	var res *Result
+	var truth []int32
+	runtime.GC()
+	b.ResetTimer()
+	var peak, live uint64
+	for i := 0; i < b.N; i++ {
+		truth = truth[:0]
+		stop := peakHeap()
+		var err error
+		res, err = Link(ctx, s.records(n, &truth), model, DefaultThresholds())
+		if err != nil {
+			b.Fatal(err)
+		}
+		h, l := stop()
+		peak, live = max(peak, h), max(live, l)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
+	b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MB")
+	b.ReportMetric(float64(live)/(1<<20), "peak-live-MB")
+	b.ReportMetric(float64(size)/(1<<20), "data-MB")
+	b.ReportMetric(float64(res.Stats.Compared), "pairs")
+	tp, fp, fn := synthPairwise(res, truth)
+	b.ReportMetric(float64(tp)/float64(max(tp+fp, 1)), "precision")
+	b.ReportMetric(float64(tp)/float64(max(tp+fn, 1)), "recall")
+	if testing.Verbose() {
+		for _, r := range res.Stats.Rules {
+			b.Logf("rule %-20s keyed %8d blocks %7d pairs %10d compared %10d skipped %v", r.Rule, r.Keyed, r.Blocks, r.Pairs, r.Compared, r.SkippedBlocks)
+		}
+	}
+}
+
+// synthPairwise counts true positive, false positive and false negative
+// pairs of the clusters against the synthetic truth.
+func synthPairwise(res *Result, truth []int32) (tp, fp, fn int) {
+	for _, c := range res.Clusters {
+		for a := 0; a < len(c.Records); a++ {
+			for b := a + 1; b < len(c.Records); b++ {
+				if truth[c.Records[a]] == truth[c.Records[b]] {
+					tp++
+				} else {
+					fp++
+				}
+			}
+		}
+	}
+	count := map[int32]int{}
+	for _, p := range truth {
+		count[p]++
+	}
+	actual := 0
+	for _, c := range count {
+		actual += c * (c - 1) / 2
+	}
+	return tp, fp, actual - tp
+}
+
+func BenchmarkLink100k(b *testing.B) { benchmarkLink(b, 100_000) }
+func BenchmarkLink1M(b *testing.B)   { benchmarkLink(b, 1_000_000) }
+
+func benchmarkEstimate(b *testing.B, n int) {
+	s := newSynth(n, 42)
+	ctx := context.Background()
+	d, err := NewDataset(ctx, s.records(n, nil))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	var rep *EstimateReport
+	for i := 0; i < b.N; i++ {
+		_, rep, err = d.Estimate(ctx, EstimateOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
+	b.ReportMetric(float64(rep.RandomPairs), "random-pairs")
+}
+
+func BenchmarkEstimate100k(b *testing.B) { benchmarkEstimate(b, 100_000) }
+func BenchmarkEstimate1M(b *testing.B)   { benchmarkEstimate(b, 1_000_000) }
