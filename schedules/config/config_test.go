@@ -443,7 +443,7 @@ func TestValidateRules(t *testing.T) {
 		{"sql dsn", func(c *config.Config) { c.Sources[2].From.SQL.DSN = "" }, "from.sql.dsn: required"},
 		{"sql query", func(c *config.Config) { c.Sources[2].From.SQL.Query = " \n" }, "from.sql.query: required"},
 		{"from required", func(c *config.Config) { c.Sources[2].From.SQL = nil }, "from: required (folder, sql or s3)"},
-		{"mode", func(c *config.Config) { c.Sources[0].Mode = "delta" }, `mode: "delta" is not supported`},
+		{"mode", func(c *config.Config) { c.Sources[0].Mode = "stream" }, `mode: "stream" is neither snapshot nor delta`},
 		{"date_formats", func(c *config.Config) { c.Sources[0].DateFormats = []string{"dd/mm/yyyy"} }, `date_formats: "dd/mm/yyyy" is not a Go time layout`},
 		{"source schedule", func(c *config.Config) { c.Sources[0].Schedule = "61 * * * *" }, `source "gp-patients": schedule: "61 * * * *"`},
 	}
@@ -510,7 +510,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 		`source "Bad_ID": format.type: "parquet"`,
 		`source "Bad_ID": format.delimiter: one character`,
 		`source "Bad_ID": format.encoding: "ebcdic"`,
-		`source "Bad_ID": mode: "delta"`,
+		`source "Bad_ID": mode: "stream"`,
 		`source "Bad_ID": date_formats: "dd/mm/yyyy"`,
 		`source "Bad_ID": schedule: "61 * * * *"`,
 		"sources[1]: id: required",
