@@ -250,7 +250,7 @@ func insertOutcomes(ctx context.Context, tx *sql.Tx, runID int64, sources []stor
 
 func touchSources(ctx context.Context, tx *sql.Tx, sources []store.SourceOutcome) error {
 	for _, o := range sources {
-		if o.Status == "skipped" {
+		if !store.Extracted(o.Status) {
 			continue
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO careindex_ops.source_state (source_id, org_code, last_attempt_at, last_error)
@@ -296,6 +296,19 @@ func (s *Store) PendingDelivery(ctx context.Context, sourceID string) (store.Del
 		return d, false, fmt.Errorf("reading pending delivery of %s: %w", sourceID, err)
 	}
 	return d, true, nil
+}
+
+// LastError returns the error of the source's last extraction attempt.
+func (s *Store) LastError(ctx context.Context, sourceID string) (string, error) {
+	var msg string
+	err := s.db.QueryRowContext(ctx, `SELECT last_error FROM careindex_ops.source_state WHERE source_id = $1`, sourceID).Scan(&msg)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("reading the state of source %s: %w", sourceID, err)
+	}
+	return msg, nil
 }
 
 // HoldDelivery sets a staged delivery aside for review.

@@ -423,7 +423,7 @@ func insertOutcomes(ctx context.Context, tx *sql.Tx, runID int64, sources []stor
 func touchSources(ctx context.Context, tx *sql.Tx, sources []store.SourceOutcome) error {
 	now := ts(time.Now())
 	for _, o := range sources {
-		if o.Status == "skipped" {
+		if !store.Extracted(o.Status) {
 			continue
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO ops.source_state (source_id, org_code, last_attempt_at, last_error)
@@ -435,6 +435,19 @@ func touchSources(ctx context.Context, tx *sql.Tx, sources []store.SourceOutcome
 		}
 	}
 	return nil
+}
+
+// LastError returns the error of the source's last extraction attempt.
+func (s *Store) LastError(ctx context.Context, sourceID string) (string, error) {
+	var msg string
+	err := s.db.QueryRowContext(ctx, `SELECT last_error FROM ops.source_state WHERE source_id = ?`, sourceID).Scan(&msg)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("reading the state of source %s: %w", sourceID, err)
+	}
+	return msg, nil
 }
 
 const deliveryCols = `d.delivery_id, d.source_id, d.org_code, d.kind, d.name, d.hash, d.received_at, d.rows_in, d.quarantined, d.merged, d.seq`

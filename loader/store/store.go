@@ -37,6 +37,9 @@ type Store interface {
 
 	// CurrentDelivery returns the delivery of sourceID in the live index.
 	CurrentDelivery(ctx context.Context, sourceID string) (Delivery, bool, error)
+	// LastError returns the error of the source's last extraction attempt
+	// ("" when it succeeded, or when it was never extracted).
+	LastError(ctx context.Context, sourceID string) (string, error)
 	// PendingDelivery returns the newest delivery of sourceID that was
 	// staged (by an extract-only run) but is not yet published.
 	PendingDelivery(ctx context.Context, sourceID string) (Delivery, bool, error)
@@ -298,6 +301,12 @@ type SourceOutcome struct {
 	Pending int
 	Stale   bool
 	Error   string // why it failed (never patient data)
+}
+
+// Extracted reports whether a source with this outcome status was
+// extracted in the run (rather than carried over from an earlier one).
+func Extracted(status string) bool {
+	return status == "new" || status == "unchanged" || status == "failed"
 }
 
 // Balanced reports whether rows in = loaded + quarantined + withheld +

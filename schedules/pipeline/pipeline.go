@@ -261,6 +261,10 @@ func (r *runner) run(ctx context.Context) (res Result, err error) {
 			changed = true
 		}
 		if !r.selected(s.src.ID) {
+			// Not extracted now: stale if its last extraction failed.
+			if s.lastErr, err = st.LastError(ctx, s.src.ID); err != nil {
+				return res, err
+			}
 			continue
 		}
 		if err := ctx.Err(); err != nil {
@@ -377,9 +381,12 @@ type sourceState struct {
 	status  string // new, unchanged, failed, carried
 	err     error
 	current *store.Delivery // the delivery in the new version
+	// lastErr is why the last extraction of a source not extracted in
+	// this run failed.
+	lastErr string
 }
 
-func (s sourceState) stale() bool { return s.status == "failed" || s.current == nil }
+func (s sourceState) stale() bool { return s.status == "failed" || s.current == nil || s.lastErr != "" }
 
 func (s sourceState) deliveryID() int64 {
 	if s.current == nil {

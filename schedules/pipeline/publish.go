@@ -107,6 +107,8 @@ func (r *runner) publish(ctx context.Context, ru *rules, states []sourceState) (
 		o := store.SourceOutcome{SourceID: s.src.ID, OrgCode: s.src.Org, Status: s.status, Stale: s.stale()}
 		if s.err != nil {
 			o.Error = errText(s.err)
+		} else if s.lastErr != "" {
+			o.Error = "last extraction failed: " + s.lastErr
 		} else if s.current == nil {
 			o.Error = "no delivery yet"
 		}
