@@ -31,6 +31,11 @@ type Delivery struct {
 // When nothing matches, the error wraps ErrNoDelivery and names the folder
 // and the pattern.
 func Find(dir, pattern string) (Delivery, error) {
+	return find(dir, pattern, nil)
+}
+
+// find is Find, also passing over the names skip reports (nil skips none).
+func find(dir, pattern string, skip func(name string) bool) (Delivery, error) {
 	if strings.ContainsRune(pattern, '/') || strings.ContainsRune(pattern, filepath.Separator) {
 		return Delivery{}, fmt.Errorf("folder %s: pattern %q: must match file names, not paths: %w", dir, pattern, filepath.ErrBadPattern)
 	}
@@ -49,6 +54,9 @@ func Find(dir, pattern string) (Delivery, error) {
 			continue
 		}
 		if ok, _ := filepath.Match(pattern, name); !ok {
+			continue
+		}
+		if skip != nil && skip(name) {
 			continue
 		}
 		path := filepath.Join(dir, name)

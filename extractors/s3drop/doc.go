@@ -24,6 +24,16 @@
 //     xlsx.Open and removes it on Close. The spooled file keeps the key's base
 //     name, so rows still name "Sheet@book.xlsx".
 //
+// # Complete deliveries only, once only
+//
+// [Bucket.FindDelivery] and [Bucket.Check] apply a folder.Completeness
+// policy to objects (a marker object, a manifest object, LastModified for
+// StableFor), returning the same sentinels as package folder
+// ([ErrIncomplete], [ErrManifestMismatch], [ErrBadManifest]). A processed
+// delivery is marked with S3 object tags ([Bucket.Tag], PutObjectTagging,
+// keeping the object's other tags; [Bucket.Tags] reads them) rather than
+// moved.
+//
 // # Credentials
 //
 // With [Options.AccessKeyEnv] and [Options.SecretKeyEnv] set, the static

@@ -167,50 +167,29 @@ func (b *Bucket) String() string { return "s3://" + b.opts.Bucket + "/" + b.pref
 // When nothing matches, the error wraps ErrNoDelivery and names the bucket,
 // prefix and pattern.
 func (b *Bucket) Find(ctx context.Context) (Object, error) {
-	in := &s3.ListObjectsV2Input{
-		Bucket:    aws.String(b.opts.Bucket),
-		Delimiter: aws.String("/"),
-	}
-	if b.prefix != "" {
-		in.Prefix = aws.String(b.prefix)
-	}
-	if b.opts.ListPageSize > 0 {
-		in.MaxKeys = aws.Int32(b.opts.ListPageSize)
-	}
+	return b.find(ctx, nil)
+}
+
+// find is Find, also passing over the names skip reports (nil skips none).
+func (b *Bucket) find(ctx context.Context, skip func(name string) bool) (Object, error) {
 	var best Object
 	found := false
-	pages := s3.NewListObjectsV2Paginator(b.client, in)
-	for pages.HasMorePages() {
-		page, err := pages.NextPage(ctx)
-		if err != nil {
-			return Object{}, b.classify(b.String(), "list", err)
+	err := b.each(ctx, func(obj Object) {
+		if strings.HasPrefix(obj.Name, ".") && !strings.HasPrefix(b.opts.Pattern, ".") {
+			return
 		}
-		for _, o := range page.Contents {
-			key := aws.ToString(o.Key)
-			if !strings.HasPrefix(key, b.prefix) {
-				continue
-			}
-			name := key[len(b.prefix):]
-			if name == "" || strings.ContainsRune(name, '/') {
-				continue // a folder marker, or a key further down
-			}
-			if strings.HasPrefix(name, ".") && !strings.HasPrefix(b.opts.Pattern, ".") {
-				continue
-			}
-			if ok, _ := path.Match(b.opts.Pattern, name); !ok {
-				continue
-			}
-			obj := Object{
-				Key:          key,
-				Name:         name,
-				Size:         aws.ToInt64(o.Size),
-				ETag:         strings.Trim(aws.ToString(o.ETag), `"`),
-				LastModified: aws.ToTime(o.LastModified),
-			}
-			if !found || newer(obj, best) {
-				best, found = obj, true
-			}
+		if ok, _ := path.Match(b.opts.Pattern, obj.Name); !ok {
+			return
 		}
+		if skip != nil && skip(obj.Name) {
+			return
+		}
+		if !found || newer(obj, best) {
+			best, found = obj, true
+		}
+	})
+	if err != nil {
+		return Object{}, err
 	}
 	if !found {
 		return Object{}, fmt.Errorf("%s: no object matches %q: %w", b.String(), b.opts.Pattern, ErrNoDelivery)

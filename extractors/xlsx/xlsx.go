@@ -30,6 +30,19 @@ type Options struct {
 // Options.MaxUnzipBytes is zero.
 const DefaultMaxUnzipBytes = 4 << 30
 
+// maxXMLInMemory is excelize's UnzipXMLSizeLimit: a worksheet or shared
+// strings table larger than this (uncompressed) is unzipped to a temporary
+// file and read from there, never held in memory. excelize's default (16 MiB)
+// is far too high for the shared strings table: below the limit excelize
+// decodes the whole table into structures and a map, about 550 bytes of heap
+// per distinct string (a 16 MB table of 400,000 strings, as Excel writes for a
+// 200,000-row sheet with an address per row, took 230 MB of heap). From a
+// temporary file it keeps only an offset index, about 35 bytes per distinct
+// string, and reads each string as it is needed; worksheets stream as XML
+// either way. At 1 MiB whatever is decoded in memory stays small and reading
+// is no slower (BenchmarkBigXLSX200k).
+const maxXMLInMemory = 1 << 20
+
 // maxInMemoryPart bounds the declared size of a workbook part that excelize
 // reads into memory whole (every part but large worksheets and the shared
 // strings table, which it streams through temporary files).
@@ -70,7 +83,7 @@ func Open(ctx context.Context, path, sheet string, opts Options) (rowsource.Read
 	if err := checkParts(path, book); err != nil {
 		return nil, err
 	}
-	wb, err := excelize.OpenFile(path, excelize.Options{RawCellValue: true, UnzipSizeLimit: limit})
+	wb, err := excelize.OpenFile(path, excelize.Options{RawCellValue: true, UnzipSizeLimit: limit, UnzipXMLSizeLimit: min(limit, maxXMLInMemory)})
 	if err != nil {
 		return nil, fmt.Errorf("%s: open workbook: %w", book, err)
 	}
