@@ -170,12 +170,36 @@ type S3 struct {
 	// static credentials; when both are empty the standard AWS chain is used.
 	AccessKeyEnv string `yaml:"access_key_env"`
 	SecretKeyEnv string `yaml:"secret_key_env"`
+	// Complete says when a delivery is complete enough to read.
+	Complete *Complete `yaml:"complete"`
+	// Tag, when set, is put on processed objects (the credentials need
+	// s3:PutObjectTagging).
+	Tag map[string]string `yaml:"tag"`
 }
 
 // Folder is a drop folder and the glob pattern of the delivery files in it.
 type Folder struct {
 	Path    string `yaml:"path"`
 	Pattern string `yaml:"pattern"`
+	// Complete says when a delivery is complete enough to read.
+	Complete *Complete `yaml:"complete"`
+	// Archive, when set, is the folder processed deliveries are moved to.
+	Archive string `yaml:"archive"`
+}
+
+// Complete says when a delivery may be read: every condition set must
+// hold. With none set, the newest matching file is read as it is.
+type Complete struct {
+	// Marker is the suffix of a marker file the sender writes last
+	// (".done": patients_20261124.csv.done or patients_20261124.done).
+	Marker string `yaml:"marker"`
+	// Manifest is the glob of manifest files (JSON or CSV: name, rows,
+	// sha256) that list the delivery; a delivery that disagrees with its
+	// manifest fails whole.
+	Manifest string `yaml:"manifest"`
+	// StableFor: the file's size and modification time must not have
+	// changed for this long.
+	StableFor Duration `yaml:"stable_for"`
 }
 
 // SQL is a query against an organisation's export database.
@@ -360,6 +384,7 @@ func (c *Config) withDefaults() {
 		s.Org = strings.ToUpper(strings.TrimSpace(s.Org))
 		if s.From.Folder != nil {
 			s.From.Folder.Path = c.resolve(s.From.Folder.Path)
+			s.From.Folder.Archive = c.resolve(s.From.Folder.Archive)
 			if s.Format.Type == "" {
 				s.Format.Type = typeFromPattern(s.From.Folder.Pattern)
 			}

@@ -152,6 +152,7 @@ func (c *Config) Validate() error {
 				sb("from.folder.pattern: %v", err)
 			}
 			checkFormat()
+			checkComplete(sb, s.From.Folder.Complete)
 		case s.From.S3 != nil:
 			b := s.From.S3
 			if b.Bucket == "" {
@@ -177,6 +178,7 @@ func (c *Config) Validate() error {
 				}
 			}
 			checkFormat()
+			checkComplete(sb, s.From.S3.Complete)
 		case s.From.SQL != nil:
 			if s.From.SQL.Driver != "postgres" && s.From.SQL.Driver != "mysql" {
 				sb("from.sql.driver: %q is neither postgres nor mysql", s.From.SQL.Driver)
@@ -224,4 +226,24 @@ func (c *Config) Validate() error {
 	}
 	errs = append(errs, c.validateOperations()...)
 	return errors.Join(errs...)
+}
+
+func checkComplete(bad func(string, ...any), c *Complete) {
+	if c == nil {
+		return
+	}
+	if c.Marker == "" && c.Manifest == "" && c.StableFor == 0 {
+		bad("from.*.complete: set marker, manifest or stable_for")
+	}
+	if c.Marker == "." || strings.ContainsAny(c.Marker, `/\`) {
+		bad("from.*.complete.marker: a file name suffix such as .done")
+	}
+	if c.Manifest != "" {
+		if _, err := filepath.Match(c.Manifest, "x"); err != nil || strings.Contains(c.Manifest, "/") {
+			bad("from.*.complete.manifest: a glob of manifest file names")
+		}
+	}
+	if c.StableFor < 0 {
+		bad("from.*.complete.stable_for: must be positive")
+	}
 }

@@ -33,6 +33,7 @@ import (
 
 	"github.com/careindex/careindex/extractors/delimited"
 	"github.com/careindex/careindex/extractors/folder"
+	"github.com/careindex/careindex/extractors/manifest"
 	"github.com/careindex/careindex/extractors/rowsource"
 	"github.com/careindex/careindex/extractors/s3drop"
 	"github.com/careindex/careindex/extractors/sqlquery"
@@ -53,6 +54,11 @@ var ErrBlocked = errors.New("publication blocked")
 
 // ErrSourcesFailed means the run published but one or more sources failed.
 var ErrSourcesFailed = errors.New("one or more sources failed")
+
+// archives reports whether a source moves processed deliveries away.
+func archives(src config.Source) bool {
+	return (src.From.Folder != nil && src.From.Folder.Archive != "") || (src.From.S3 != nil && len(src.From.S3.Tag) > 0)
+}
 
 // ErrHeld means a delivery was held for review instead of published.
 var ErrHeld = errors.New("delivery held for review")
@@ -426,14 +432,38 @@ type delivery struct {
 	close  func()
 	bucket *s3drop.Bucket // an S3 delivery's bucket
 	key    string         // and its object key
+	// processed, when set, archives or tags the delivery once staged.
+	processed func() error
+}
+
+// completeness builds a source's completeness policy.
+func completeness(src config.Source, c *config.Complete, archive string) folder.Completeness {
+	out := folder.Completeness{ArchiveDir: archive}
+	if c != nil {
+		out.Marker, out.Manifest, out.StableFor = c.Marker, c.Manifest, time.Duration(c.StableFor)
+		out.Count = manifest.Counter{Delimited: delimitedOptions(src), Sheet: src.Format.Sheet}
+	}
+	return out
+}
+
+func delimitedOptions(src config.Source) delimited.Options {
+	delim := map[string]rune{"csv": ',', "tsv": '\t', "pipe": '|'}[src.Format.Type]
+	if src.Format.Delimiter != "" {
+		delim = []rune(src.Format.Delimiter)[0]
+	}
+	return delimited.Options{Delimiter: delim, Encoding: src.Format.Encoding, TrimSpace: src.Format.TrimSpace}
 }
 
 // open finds and opens a source's newest delivery.
 func (r *runner) open(ctx context.Context, src config.Source) (*delivery, error) {
 	if f := src.From.Folder; f != nil {
-		found, err := folder.Find(f.Path, f.Pattern)
+		c := completeness(src, f.Complete, f.Archive)
+		found, err := c.Find(f.Path, f.Pattern)
 		if err != nil {
 			return nil, err
+		}
+		if err := c.Check(ctx, f.Path, found, r.opts.Now()); err != nil {
+			return nil, fmt.Errorf("%s: %w", found.Name, err)
 		}
 		hash, err := folder.Hash(ctx, found.Path)
 		if err != nil {
@@ -441,6 +471,9 @@ func (r *runner) open(ctx context.Context, src config.Source) (*delivery, error)
 		}
 		d := &delivery{path: found.Path, name: found.Name, hash: hash, at: found.ModTime}
 		d.close = func() {}
+		if f.Archive != "" {
+			d.processed = func() error { _, err := c.Archive(found); return err }
+		}
 		return d, nil
 	}
 	if b := src.From.S3; b != nil {
@@ -449,15 +482,23 @@ func (r *runner) open(ctx context.Context, src config.Source) (*delivery, error)
 		if err != nil {
 			return nil, err
 		}
-		obj, err := bucket.Find(ctx)
+		c := completeness(src, b.Complete, "")
+		obj, err := bucket.FindDelivery(ctx, c)
 		if err != nil {
 			return nil, err
+		}
+		if err := bucket.Check(ctx, c, obj, r.opts.Now()); err != nil {
+			return nil, fmt.Errorf("%s: %w", obj.Name, err)
 		}
 		hash, err := bucket.Hash(ctx, obj.Key)
 		if err != nil {
 			return nil, err
 		}
-		return &delivery{name: obj.Name, hash: hash, at: obj.LastModified, bucket: bucket, key: obj.Key, close: func() {}}, nil
+		d := &delivery{name: obj.Name, hash: hash, at: obj.LastModified, bucket: bucket, key: obj.Key, close: func() {}}
+		if len(b.Tag) > 0 {
+			d.processed = func() error { return bucket.Tag(ctx, obj.Key, b.Tag) }
+		}
+		return d, nil
 	}
 	q := src.From.SQL
 	db, err := r.opts.SQLOpen(q.Driver, q.DSN)
@@ -476,11 +517,7 @@ func (r *runner) open(ctx context.Context, src config.Source) (*delivery, error)
 // openFile opens a file delivery's reader (after the hash check), from a
 // folder or an S3 bucket.
 func openFile(ctx context.Context, src config.Source, d *delivery) (rowsource.Reader, error) {
-	delim := map[string]rune{"csv": ',', "tsv": '\t', "pipe": '|'}[src.Format.Type]
-	if src.Format.Delimiter != "" {
-		delim = []rune(src.Format.Delimiter)[0]
-	}
-	opts := delimited.Options{Delimiter: delim, Encoding: src.Format.Encoding, TrimSpace: src.Format.TrimSpace}
+	opts := delimitedOptions(src)
 	switch {
 	case d.bucket != nil && src.Format.Type == "xlsx":
 		return d.bucket.OpenXLSX(ctx, d.key, src.Format.Sheet, xlsx.Options{})
@@ -535,7 +572,14 @@ func (r *runner) stage(ctx context.Context, src config.Source, current *store.De
 	}
 	log := r.log.With(zap.String("source", src.ID), zap.String("stage", "extract"))
 	d, err := r.open(ctx, src)
-	if err != nil {
+	switch {
+	case current != nil && errors.Is(err, folder.ErrIncomplete):
+		log.Info("the newest delivery is not complete yet; the current one stays", zap.Error(err))
+		return *current, "unchanged", nil
+	case current != nil && errors.Is(err, folder.ErrNoDelivery) && archives(src):
+		// Processed deliveries were archived: nothing new has arrived.
+		return *current, "unchanged", nil
+	case err != nil:
 		return store.Delivery{}, "", fmt.Errorf("extracting %s: %w", src.ID, err)
 	}
 	defer d.close()
@@ -682,6 +726,11 @@ func (r *runner) stageFile(ctx context.Context, src config.Source, d *delivery, 
 	}
 	committed = true
 	progress(true)
+	if d.processed != nil {
+		if err := d.processed(); err != nil {
+			log.Warn("could not archive or tag the processed delivery", zap.String("delivery", d.name), zap.Error(err))
+		}
+	}
 	if reason := shrunk(src, current, staged); base == nil && reason != "" {
 		if err := r.opts.Store.HoldDelivery(ctx, staged.ID, reason); err != nil {
 			return store.Delivery{}, "", err
