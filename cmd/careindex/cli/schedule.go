@@ -35,6 +35,10 @@ func scheduleCmd(ctx context.Context, env Env, args []string) int {
 	if err != nil {
 		return fail(env, "schedule", err)
 	}
+	if c.logFormat == "" {
+		// A daemon's logs go to a collector: JSON unless asked otherwise.
+		c.logFormat = "json"
+	}
 	log, err := c.logger(env)
 	if err != nil {
 		return fail(env, "schedule", err)
