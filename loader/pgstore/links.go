@@ -133,3 +133,25 @@ func (l links) AddReviews(ctx context.Context, rs []store.Review) error {
 	}
 	return nil
 }
+
+func (l links) NHSOfPatients(ctx context.Context, ids []int64) (map[int64][]string, error) {
+	out := map[int64][]string{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	rows, err := l.s.db.QueryContext(ctx, `SELECT patient_id, nhs_number FROM careindex_ops.nhs_link
+		WHERE patient_id = ANY($1) ORDER BY patient_id, nhs_number`, pq.Array(ids))
+	if err != nil {
+		return nil, fmt.Errorf("looking up NHS numbers of patients: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var n string
+		if err := rows.Scan(&id, &n); err != nil {
+			return nil, fmt.Errorf("looking up NHS numbers of patients: %w", err)
+		}
+		out[id] = append(out[id], n)
+	}
+	return out, rows.Err()
+}

@@ -171,3 +171,29 @@ func (l links) AddReviews(ctx context.Context, rs []store.Review) error {
 			return []any{r.RunID, r.SourceID, r.OrgCode, r.LocalID, r.NHSNumber, r.PatientID, r.Reason, r.File, r.Line, now}
 		})
 }
+
+func (l links) NHSOfPatients(ctx context.Context, ids []int64) (map[int64][]string, error) {
+	out := map[int64][]string{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	arr, err := json.Marshal(ids)
+	if err != nil {
+		return nil, fmt.Errorf("looking up NHS numbers of patients: %w", err)
+	}
+	rows, err := l.s.db.QueryContext(ctx, `SELECT patient_id, nhs_number FROM ops.nhs_link
+		WHERE patient_id IN (SELECT value FROM json_each(?)) ORDER BY patient_id, nhs_number`, string(arr))
+	if err != nil {
+		return nil, fmt.Errorf("looking up NHS numbers of patients: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var n string
+		if err := rows.Scan(&id, &n); err != nil {
+			return nil, fmt.Errorf("looking up NHS numbers of patients: %w", err)
+		}
+		out[id] = append(out[id], n)
+	}
+	return out, rows.Err()
+}

@@ -225,6 +225,8 @@ type Links interface {
 	SaveNHS(ctx context.Context, links map[string]Link) error
 	SaveLocal(ctx context.Context, org string, links map[string]int64) error
 	AddReviews(ctx context.Context, rs []Review) error
+	// NHSOfPatients returns every NHS number linked to each patient.
+	NHSOfPatients(ctx context.Context, patientIDs []int64) (map[int64][]string, error)
 }
 
 // Version is a published version being built. Rows added are invisible

@@ -24,11 +24,14 @@ type rules struct {
 }
 
 // hash identifies the rules a version was built with: when neither they
-// nor any delivery changed, there is nothing to publish.
+// nor any delivery changed, there is nothing to publish. The register and
+// overrides count by what is in force on the run's date (objections
+// recorded or withdrawn, overrides starting or expiring), not by their
+// files' bytes, so a day that changes what is in force republishes.
 func (ru *rules) hash() string {
-	parts := []string{ru.register.Hash}
-	if ru.overrides != nil && ru.overrides.Hash != "" {
-		parts = append(parts, "o:"+ru.overrides.Hash)
+	parts := []string{"r:" + ru.register.StateHash()}
+	if ru.overrides != nil {
+		parts = append(parts, "o:"+ru.overrides.StateHash())
 	}
 	if ru.codes != nil && ru.codes.Hash != "" {
 		parts = append(parts, "c:"+ru.codes.Hash)
@@ -74,6 +77,9 @@ func (r *runner) loadRules(ctx context.Context) (*rules, error) {
 		}
 		r.log.Info("sensitive code list read", zap.Int("codes", ru.codes.Len()))
 	}
+	if err := r.linkObjectors(ctx, ru); err != nil {
+		return nil, err
+	}
 	if ob.WithheldItems != "" {
 		if ru.requests, err = sensitive.LoadRequests(ob.WithheldItems); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrBlocked, err)
@@ -81,4 +87,36 @@ func (r *runner) loadRules(ctx context.Context) (*rules, error) {
 		r.log.Info("withheld item requests read", zap.Int("items", ru.requests.Len()))
 	}
 	return ru, nil
+}
+
+// linkObjectors tells the register every NHS number linked to each patient
+// with an objection or override, so that the objection follows the
+// patient to records without the NHS number it was recorded under.
+func (r *runner) linkObjectors(ctx context.Context, ru *rules) error {
+	if r.opts.Store == nil {
+		return nil
+	}
+	links := r.opts.Store.Links()
+	numbers := append(ru.register.NHSNumbers(), ru.overrides.NHSNumbers()...)
+	found, err := links.ByNHS(ctx, numbers)
+	if err != nil {
+		return fmt.Errorf("%w: linking objections to patients: %w", ErrBlocked, err)
+	}
+	patients := map[int64]bool{}
+	for _, l := range found {
+		patients[l.PatientID] = true
+	}
+	if len(patients) == 0 {
+		return nil
+	}
+	ids := make([]int64, 0, len(patients))
+	for id := range patients {
+		ids = append(ids, id)
+	}
+	byPatient, err := links.NHSOfPatients(ctx, ids)
+	if err != nil {
+		return fmt.Errorf("%w: linking objections to patients: %w", ErrBlocked, err)
+	}
+	ru.register.SetLinked(byPatient)
+	return nil
 }

@@ -155,6 +155,14 @@ func (a *Assembler) flush() error {
 			nhs = append(nhs, p.NHSNumber)
 		}
 	}
+	onRecords := len(nhs)
+	// The objection follows the patient: NHS numbers linked to the
+	// patient count even when no record in this version carries them.
+	for _, n := range a.register.Linked(pid) {
+		if !slices.Contains(nhs, n) {
+			nhs = append(nhs, n)
+		}
+	}
 	var flags []objection.Flag
 	for _, p := range g {
 		switch {
@@ -190,7 +198,8 @@ func (a *Assembler) flush() error {
 		a.decisions[pid] = objection.Decision{WithholdAll: true}
 		a.withhold("", kindPatient, ReasonObjectionAll)
 		marker := store.Patient{PatientID: pid, Status: "withheld"}
-		if len(nhs) > 0 {
+		if onRecords > 0 {
+			// The marker carries the NHS number the records carry.
 			marker.NHSNumber = nhs[0]
 		}
 		a.Patients++

@@ -44,6 +44,20 @@ func (f *fakeLinks) ByNHS(_ context.Context, nhs []string) (map[string]store.Lin
 	return out, nil
 }
 
+func (f *fakeLinks) NHSOfPatients(_ context.Context, ids []int64) (map[int64][]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[int64][]string{}
+	for n, l := range f.nhs {
+		for _, id := range ids {
+			if l.PatientID == id {
+				out[id] = append(out[id], n)
+			}
+		}
+	}
+	return out, nil
+}
+
 func (f *fakeLinks) ByLocal(_ context.Context, org string, localIDs []string) (map[string]int64, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

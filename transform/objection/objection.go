@@ -18,6 +18,8 @@ package objection
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -69,6 +71,31 @@ type Register struct {
 	// byNHS holds every objection in force, by NHS number.
 	byNHS map[string][]Objection
 	rows  int
+	// linked holds, for patients with an objection in force, every NHS
+	// number linked to them (see SetLinked).
+	linked map[int64][]string
+}
+
+// SetLinked tells the register which NHS numbers are linked to which
+// patient, so that an objection follows the patient to records in a
+// version that do not carry the NHS number it was recorded under.
+func (r *Register) SetLinked(byPatient map[int64][]string) { r.linked = byPatient }
+
+// Linked returns the NHS numbers linked to a patient, as set by SetLinked.
+func (r *Register) Linked(patientID int64) []string { return r.linked[patientID] }
+
+// StateHash identifies the objections in force: two registers, or one
+// register on two days, with the same objections in force have the same
+// state hash.
+func (r *Register) StateHash() string {
+	var b strings.Builder
+	for _, n := range r.NHSNumbers() {
+		for _, o := range r.byNHS[n] {
+			fmt.Fprintf(&b, "%s|%s|%s\n", n, strings.Join(o.Orgs, ";"), o.Recorded.Format("2006-01-02"))
+		}
+	}
+	sum := sha256.Sum256([]byte(b.String()))
+	return hex.EncodeToString(sum[:])
 }
 
 // Decision says what may be shared of one patient.

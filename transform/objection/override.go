@@ -2,6 +2,8 @@ package objection
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -138,6 +140,31 @@ func parseOverride(get func(string) string) (Override, error) {
 		return o, err
 	}
 	return o, nil
+}
+
+// NHSNumbers returns the NHS numbers with an override valid now.
+func (ov *Overrides) NHSNumbers() []string {
+	if ov == nil {
+		return nil
+	}
+	out := make([]string, 0, len(ov.byNHS))
+	for n := range ov.byNHS {
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// StateHash identifies the overrides valid now (see Register.StateHash).
+func (ov *Overrides) StateHash() string {
+	var b strings.Builder
+	for _, n := range ov.NHSNumbers() {
+		for _, o := range ov.byNHS[n] {
+			fmt.Fprintf(&b, "%s|%s|%s|%s\n", n, o.Scope(), o.Reason, o.AuthorisedBy)
+		}
+	}
+	sum := sha256.Sum256([]byte(b.String()))
+	return hex.EncodeToString(sum[:])
 }
 
 // Rows returns the number of override rows read.
