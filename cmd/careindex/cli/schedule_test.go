@@ -295,8 +295,22 @@ func TestTwoSchedulersOneKilled(t *testing.T) {
 	}
 	skips := len(b.entries(t, "run time skipped: another scheduler is running the job")) +
 		len(b.entries(t, "run time skipped: the ledger shows it already ran"))
-	if skips == 0 {
-		t.Error("scheduler B never stood aside for scheduler A while both ran")
+	// Where scheduler A ran a run time while B was already scheduling, B
+	// must have stood aside for it (under load B may start late, after A's
+	// runs of the overlap).
+	var bStart time.Time
+	if es := b.entries(t, "job scheduled"); len(es) > 0 {
+		bStart, _ = time.Parse(time.RFC3339Nano, es[0]["ts"].(string))
+	}
+	aRuns := a.runIDs(t)
+	contested := 0
+	for _, r := range runs {
+		if aRuns[r.id] && !bStart.IsZero() && r.started.After(bStart) {
+			contested++
+		}
+	}
+	if contested > 0 && skips == 0 {
+		t.Errorf("scheduler B never stood aside for scheduler A, which ran %d run time(s) while both ran", contested)
 	}
 	t.Logf("%d runs over %d run times; A ran %d, B ran %d (%d after the kill); B stood aside %d times",
 		len(runs), last-first+1, len(a.runIDs(t)), len(bRuns), len(afterKill), skips)
