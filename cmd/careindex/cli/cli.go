@@ -70,6 +70,7 @@ func commands() []command {
 		{"audit", "check the live version against the objection register and code lists; list any leak", auditCmd},
 		{"report", "reports for information governance: 'report compliance'", reportCmd},
 		{"generate", "write a synthetic region (deliveries, configuration, ground truth) for tests and benchmarks", generateCmd},
+		{"bench", "time a full and an incremental night of a generated region against a raw COPY; linkage quality", benchCmd},
 		{"schedule", "run each source's extract and the publish job on their schedules, until stopped", scheduleCmd},
 		{"serve", "serve health, readiness, metrics and the status page", serveCmd},
 	}
