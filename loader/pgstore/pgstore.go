@@ -239,9 +239,11 @@ func insertOutcomes(ctx context.Context, tx *sql.Tx, runID int64, sources []stor
 			did = o.DeliveryID
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO careindex_ops.run_source
-			(run_id, source_id, org_code, status, delivery_id, delivery, rows_in, loaded, quarantined, withheld, merged, pending, stale, error)
-			VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)`,
-			runID, o.SourceID, o.OrgCode, o.Status, did, o.Delivery, o.RowsIn, o.Loaded, o.Quarantined, o.Withheld, o.Merged, o.Pending, o.Stale, o.Error); err != nil {
+			(run_id, source_id, org_code, status, delivery_id, delivery, rows_in, loaded, quarantined, withheld, merged, pending, stale, error,
+				duplicates)
+			VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15)`,
+			runID, o.SourceID, o.OrgCode, o.Status, did, o.Delivery, o.RowsIn, o.Loaded, o.Quarantined, o.Withheld, o.Merged, o.Pending, o.Stale, o.Error,
+			o.Duplicates); err != nil {
 			return fmt.Errorf("recording source %s of run %d: %w", o.SourceID, runID, err)
 		}
 	}

@@ -42,6 +42,9 @@ CREATE TABLE IF NOT EXISTS careindex_ops.run_source (
 	PRIMARY KEY (run_id, source_id),
 	CONSTRAINT run_source_balanced CHECK (rows_in = loaded + quarantined + withheld + merged + pending)
 );
+-- duplicates: records linked to a patient who has another record at the
+-- same organisation (informational, outside the balance).
+ALTER TABLE careindex_ops.run_source ADD COLUMN IF NOT EXISTS duplicates bigint NOT NULL DEFAULT 0;
 
 CREATE TABLE IF NOT EXISTS careindex_ops.delivery (
 	delivery_id bigserial PRIMARY KEY,
@@ -101,6 +104,8 @@ CREATE TABLE IF NOT EXISTS careindex_ops.staged_person (
 ALTER TABLE careindex_ops.staged_person ADD COLUMN IF NOT EXISTS deleted boolean NOT NULL DEFAULT false;
 ALTER TABLE careindex_ops.staged_person ADD COLUMN IF NOT EXISTS objection text NOT NULL DEFAULT '';
 ALTER TABLE careindex_ops.staged_person ADD COLUMN IF NOT EXISTS address text NOT NULL DEFAULT '';
+ALTER TABLE careindex_ops.staged_person ADD COLUMN IF NOT EXISTS email text NOT NULL DEFAULT '';
+ALTER TABLE careindex_ops.staged_person ADD COLUMN IF NOT EXISTS phone text NOT NULL DEFAULT '';
 CREATE INDEX IF NOT EXISTS staged_person_key ON careindex_ops.staged_person (delivery_id, org_code, local_id, line);
 CREATE INDEX IF NOT EXISTS staged_person_patient ON careindex_ops.staged_person (patient_id) WHERE objection <> '';
 
@@ -164,6 +169,48 @@ CREATE TABLE IF NOT EXISTS careindex_ops.review (
 	status     text NOT NULL DEFAULT 'open',
 	created_at timestamptz NOT NULL DEFAULT now(),
 	UNIQUE (org_code, local_id, nhs_number)
+);
+ALTER TABLE careindex_ops.review ADD COLUMN IF NOT EXISTS assigned_patient_id bigint;
+ALTER TABLE careindex_ops.review ADD COLUMN IF NOT EXISTS evidence text NOT NULL DEFAULT '';
+
+-- Probabilistic matching state: each linked person record's matching
+-- fields and patient (match_record), the blocking keys it is filed under
+-- (match_key), and the model and key signature in use (match_meta). All of
+-- it is patient data.
+CREATE TABLE IF NOT EXISTS careindex_ops.match_record (
+	org_code      text NOT NULL,
+	local_id      text NOT NULL,
+	patient_id    bigint NOT NULL,
+	nhs_number    text NOT NULL DEFAULT '',
+	family_name   text NOT NULL DEFAULT '',
+	given_name    text NOT NULL DEFAULT '',
+	date_of_birth text NOT NULL DEFAULT '',
+	sex           text NOT NULL DEFAULT '',
+	postcode      text NOT NULL DEFAULT '',
+	address       text NOT NULL DEFAULT '',
+	gp_practice   text NOT NULL DEFAULT '',
+	email         text NOT NULL DEFAULT '',
+	phone         text NOT NULL DEFAULT '',
+	keys          text NOT NULL DEFAULT '[]', -- the keys it is filed under (JSON), to refile it without an index
+	updated_at    timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (org_code, local_id)
+);
+ALTER TABLE careindex_ops.match_record ADD COLUMN IF NOT EXISTS keys text NOT NULL DEFAULT '[]';
+CREATE INDEX IF NOT EXISTS match_record_patient ON careindex_ops.match_record (patient_id);
+
+CREATE TABLE IF NOT EXISTS careindex_ops.match_key (
+	key      text NOT NULL,
+	org_code text NOT NULL,
+	local_id text NOT NULL,
+	PRIMARY KEY (key, org_code, local_id)
+);
+DROP INDEX IF EXISTS careindex_ops.match_key_record;
+
+CREATE TABLE IF NOT EXISTS careindex_ops.match_meta (
+	one        boolean PRIMARY KEY DEFAULT true CHECK (one),
+	signature  text NOT NULL,
+	model      text NOT NULL DEFAULT '',
+	updated_at timestamptz NOT NULL DEFAULT now()
 );
 
 CREATE TABLE IF NOT EXISTS careindex_ops.withheld_summary (

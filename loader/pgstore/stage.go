@@ -56,7 +56,7 @@ type stager struct {
 
 var (
 	stagedPersonCols = []string{"delivery_id", "source_id", "file", "line", "org_code", "local_id", "nhs_number", "family_name",
-		"given_name", "date_of_birth", "sex", "postcode", "gp_practice", "sensitive", "objection", "address", "patient_id", "deleted"}
+		"given_name", "date_of_birth", "sex", "postcode", "gp_practice", "sensitive", "objection", "address", "email", "phone", "patient_id", "deleted"}
 	stagedItemCols = []string{"delivery_id", "source_id", "file", "line", "org_code", "local_id", "item_id", "kind", "code_system",
 		"code", "display", "start_date", "end_date", "status", "dedupe_key", "deleted"}
 	quarantineCols = []string{"run_id", "source_id", "delivery_id", "file", "line", "reason", "raw"}
@@ -72,7 +72,7 @@ func (st *stager) AddPersons(ctx context.Context, ps []store.StagedPerson) error
 	}
 	for _, p := range ps {
 		if err := st.persons.add(ctx, st.d.ID, st.d.SourceID, p.File, p.Line, p.OrgCode, p.LocalID, p.NHSNumber, p.FamilyName,
-			p.GivenName, nullable(p.DateOfBirth), p.Sex, p.Postcode, p.GPPractice, p.Sensitive, p.Objection, p.Address, p.PatientID, p.Deleted); err != nil {
+			p.GivenName, nullable(p.DateOfBirth), p.Sex, p.Postcode, p.GPPractice, p.Sensitive, p.Objection, p.Address, p.Email, p.Phone, p.PatientID, p.Deleted); err != nil {
 			return err
 		}
 	}
@@ -190,9 +190,9 @@ func (st *stager) Commit(ctx context.Context, rowsIn int) (store.Delivery, error
 func applyDelta(ctx context.Context, tx *sql.Tx, id, base int64) (carried, deletions int, err error) {
 	steps := []string{
 		`INSERT INTO careindex_ops.staged_person (delivery_id, source_id, file, line, org_code, local_id, nhs_number, family_name,
-			given_name, date_of_birth, sex, postcode, gp_practice, sensitive, objection, address, patient_id)
+			given_name, date_of_birth, sex, postcode, gp_practice, sensitive, objection, address, email, phone, patient_id)
 		SELECT $1, b.source_id, b.file, b.line, b.org_code, b.local_id, b.nhs_number, b.family_name, b.given_name, b.date_of_birth,
-			b.sex, b.postcode, b.gp_practice, b.sensitive, b.objection, b.address, b.patient_id
+			b.sex, b.postcode, b.gp_practice, b.sensitive, b.objection, b.address, b.email, b.phone, b.patient_id
 		FROM careindex_ops.staged_person b WHERE b.delivery_id = $2 AND NOT b.merged
 			AND NOT EXISTS (SELECT 1 FROM careindex_ops.staged_person n
 				WHERE n.delivery_id = $1 AND n.org_code = b.org_code AND n.local_id = b.local_id)`,

@@ -163,12 +163,13 @@ func (l links) SaveLocal(ctx context.Context, org string, m map[string]int64) er
 func (l links) AddReviews(ctx context.Context, rs []store.Review) error {
 	now := ts(time.Now())
 	return l.batch(ctx, "adding review items", `INSERT INTO ops.review
-		(run_id, source_id, org_code, local_id, nhs_number, patient_id, reason, file, line, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		(run_id, source_id, org_code, local_id, nhs_number, patient_id, reason, file, line, created_at, assigned_patient_id, evidence)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (org_code, local_id, nhs_number) DO NOTHING`,
 		len(rs), func(i int) []any {
 			r := rs[i]
-			return []any{r.RunID, r.SourceID, r.OrgCode, r.LocalID, r.NHSNumber, r.PatientID, r.Reason, r.File, r.Line, now}
+			return []any{r.RunID, r.SourceID, r.OrgCode, r.LocalID, r.NHSNumber, r.PatientID, r.Reason, r.File, r.Line, now,
+				nullID(r.Assigned), r.Evidence}
 		})
 }
 

@@ -393,7 +393,7 @@ func (v *version) Abort(ctx context.Context) error {
 // StreamPersons streams the unmerged staged persons of deliveries.
 func (s *Store) StreamPersons(ctx context.Context, deliveries []int64, fn func(store.StagedPerson) error) error {
 	rows, err := s.db.QueryContext(ctx, `SELECT delivery_id, source_id, file, line, org_code, local_id, nhs_number, family_name,
-			given_name, COALESCE(date_of_birth, ''), sex, postcode, gp_practice, sensitive, objection, address, patient_id
+			given_name, COALESCE(date_of_birth, ''), sex, postcode, gp_practice, sensitive, objection, address, email, phone, patient_id
 		FROM ops.staged_person WHERE delivery_id IN (`+idList(deliveries)+`) AND merged = 0
 		ORDER BY patient_id, delivery_id, line`)
 	if err != nil {
@@ -404,7 +404,7 @@ func (s *Store) StreamPersons(ctx context.Context, deliveries []int64, fn func(s
 		var p store.StagedPerson
 		if err := rows.Scan(&p.DeliveryID, &p.SourceID, &p.File, &p.Line, &p.OrgCode, &p.LocalID, &p.NHSNumber, &p.FamilyName,
 			&p.GivenName, &p.DateOfBirth, &p.Sex, &p.Postcode, &p.GPPractice, &p.Sensitive, &p.Objection, &p.Address,
-			&p.PatientID); err != nil {
+			&p.Email, &p.Phone, &p.PatientID); err != nil {
 			return fmt.Errorf("reading staged persons: %w", err)
 		}
 		if err := fn(p); err != nil {
@@ -893,14 +893,14 @@ func (s *Store) Status(ctx context.Context, n int) (store.Status, error) {
 	}
 	for i := range st.Runs {
 		srows, err := s.db.QueryContext(ctx, `SELECT source_id, org_code, status, COALESCE(delivery_id, 0), delivery, rows_in, loaded,
-			quarantined, withheld, merged, pending, stale, error FROM ops.run_source WHERE run_id = ? ORDER BY source_id`, st.Runs[i].RunID)
+			quarantined, withheld, merged, pending, duplicates, stale, error FROM ops.run_source WHERE run_id = ? ORDER BY source_id`, st.Runs[i].RunID)
 		if err != nil {
 			return st, fmt.Errorf("reading run sources: %w", err)
 		}
 		for srows.Next() {
 			var o store.SourceOutcome
 			if err := srows.Scan(&o.SourceID, &o.OrgCode, &o.Status, &o.DeliveryID, &o.Delivery, &o.RowsIn, &o.Loaded,
-				&o.Quarantined, &o.Withheld, &o.Merged, &o.Pending, &o.Stale, &o.Error); err != nil {
+				&o.Quarantined, &o.Withheld, &o.Merged, &o.Pending, &o.Duplicates, &o.Stale, &o.Error); err != nil {
 				srows.Close()
 				return st, fmt.Errorf("reading run sources: %w", err)
 			}

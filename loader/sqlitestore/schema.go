@@ -2,7 +2,12 @@ package sqlitestore
 
 // schemaVersion is recorded in PRAGMA user_version of both files; Migrate
 // does nothing (and takes no write lock) when both are current.
-const schemaVersion = 1
+const schemaVersion = 2
+
+// Schema history: version 2 added the match state (match_record, match_key,
+// match_meta), staged_person.email and .phone, run_source.duplicates and
+// review.assigned_patient_id and .evidence; addColumns brings a version 1
+// ops file up to date.
 
 // publishedSchema is the published file (attached as main). It holds only
 // what a viewer may read: the versioned rows, the live pointer, the list of
@@ -129,6 +134,7 @@ CREATE TABLE IF NOT EXISTS ops.run_source (
 	pending     INTEGER NOT NULL DEFAULT 0,
 	stale       INTEGER NOT NULL DEFAULT 0,
 	error       TEXT NOT NULL DEFAULT '',
+	duplicates  INTEGER NOT NULL DEFAULT 0, -- informational: outside the balance
 	PRIMARY KEY (run_id, source_id),
 	CONSTRAINT run_source_balanced CHECK (rows_in = loaded + quarantined + withheld + merged + pending)
 );
@@ -183,6 +189,8 @@ CREATE TABLE IF NOT EXISTS ops.staged_person (
 	sensitive     INTEGER NOT NULL DEFAULT 0,
 	objection     TEXT NOT NULL DEFAULT '',
 	address       TEXT NOT NULL DEFAULT '',
+	email         TEXT NOT NULL DEFAULT '',
+	phone         TEXT NOT NULL DEFAULT '',
 	patient_id    INTEGER NOT NULL,
 	merged        INTEGER NOT NULL DEFAULT 0,
 	deleted       INTEGER NOT NULL DEFAULT 0
@@ -254,7 +262,46 @@ CREATE TABLE IF NOT EXISTS ops.review (
 	line       INTEGER NOT NULL,
 	status     TEXT NOT NULL DEFAULT 'open',
 	created_at TEXT NOT NULL,
+	assigned_patient_id INTEGER,
+	evidence   TEXT NOT NULL DEFAULT '',
 	UNIQUE (org_code, local_id, nhs_number)
+);
+
+-- Probabilistic matching state (as in pgstore): each linked person record's
+-- matching fields and patient, the blocking keys it is filed under, and the
+-- model and key signature in use. All of it is patient data.
+CREATE TABLE IF NOT EXISTS ops.match_record (
+	org_code      TEXT NOT NULL,
+	local_id      TEXT NOT NULL,
+	patient_id    INTEGER NOT NULL,
+	nhs_number    TEXT NOT NULL DEFAULT '',
+	family_name   TEXT NOT NULL DEFAULT '',
+	given_name    TEXT NOT NULL DEFAULT '',
+	date_of_birth TEXT NOT NULL DEFAULT '',
+	sex           TEXT NOT NULL DEFAULT '',
+	postcode      TEXT NOT NULL DEFAULT '',
+	address       TEXT NOT NULL DEFAULT '',
+	gp_practice   TEXT NOT NULL DEFAULT '',
+	email         TEXT NOT NULL DEFAULT '',
+	phone         TEXT NOT NULL DEFAULT '',
+	keys          TEXT NOT NULL DEFAULT '[]', -- the keys it is filed under (JSON), to refile it without an index
+	updated_at    TEXT NOT NULL,
+	PRIMARY KEY (org_code, local_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS ops.match_record_patient ON match_record (patient_id);
+
+CREATE TABLE IF NOT EXISTS ops.match_key (
+	key      TEXT NOT NULL,
+	org_code TEXT NOT NULL,
+	local_id TEXT NOT NULL,
+	PRIMARY KEY (key, org_code, local_id)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS ops.match_meta (
+	one        INTEGER PRIMARY KEY CHECK (one = 1),
+	signature  TEXT NOT NULL,
+	model      TEXT NOT NULL DEFAULT '',
+	updated_at TEXT NOT NULL
 );
 
 CREATE TABLE IF NOT EXISTS ops.withheld_summary (
@@ -303,3 +350,13 @@ CREATE TABLE IF NOT EXISTS ops.version_meta (
 // patient id ever published, so that ids are still never reused.
 const seedSequence = `INSERT OR IGNORE INTO ops.patient_id_seq (one, last)
 	VALUES (1, (SELECT COALESCE(max(patient_id), 0) FROM main.data_patient))`
+
+// addedColumns are the columns added to ops tables after version 1, with
+// their declarations; addColumns adds those an older ops file lacks.
+var addedColumns = []struct{ table, column, decl string }{
+	{"run_source", "duplicates", "INTEGER NOT NULL DEFAULT 0"},
+	{"staged_person", "email", "TEXT NOT NULL DEFAULT ''"},
+	{"staged_person", "phone", "TEXT NOT NULL DEFAULT ''"},
+	{"review", "assigned_patient_id", "INTEGER"},
+	{"review", "evidence", "TEXT NOT NULL DEFAULT ''"},
+}

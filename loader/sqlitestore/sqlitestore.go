@@ -248,7 +248,15 @@ func (s *Store) Migrate(ctx context.Context) error {
 		return fmt.Errorf("migrating sqlite store: %w", err)
 	}
 	err = func() error {
-		for _, q := range []string{publishedSchema, opsSchema, seedSequence,
+		for _, q := range []string{publishedSchema, opsSchema, seedSequence} {
+			if _, err := conn.ExecContext(ctx, q); err != nil {
+				return err
+			}
+		}
+		if err := addColumns(ctx, conn); err != nil {
+			return err
+		}
+		for _, q := range []string{
 			fmt.Sprintf("PRAGMA main.user_version = %d", schemaVersion),
 			fmt.Sprintf("PRAGMA ops.user_version = %d", schemaVersion)} {
 			if _, err := conn.ExecContext(ctx, q); err != nil {
@@ -410,10 +418,10 @@ func insertOutcomes(ctx context.Context, tx *sql.Tx, runID int64, sources []stor
 	for _, o := range sources {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO ops.run_source
 			(run_id, source_id, org_code, status, delivery_id, delivery, rows_in, loaded, quarantined, withheld, merged, pending,
-				stale, error)
-			VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+				stale, error, duplicates)
+			VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 			runID, o.SourceID, o.OrgCode, o.Status, nullID(o.DeliveryID), o.Delivery, o.RowsIn, o.Loaded, o.Quarantined,
-			o.Withheld, o.Merged, o.Pending, o.Stale, o.Error); err != nil {
+			o.Withheld, o.Merged, o.Pending, o.Stale, o.Error, o.Duplicates); err != nil {
 			return fmt.Errorf("recording source %s of run %d: %w", o.SourceID, runID, err)
 		}
 	}
@@ -613,4 +621,23 @@ func idList(ids []int64) string {
 		fmt.Fprintf(&b, "%d", id)
 	}
 	return b.String()
+}
+
+// addColumns adds to the ops file the columns of addedColumns it lacks
+// (SQLite has no ADD COLUMN IF NOT EXISTS).
+func addColumns(ctx context.Context, conn *sql.Conn) error {
+	for _, c := range addedColumns {
+		var n int
+		if err := conn.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info(?, 'ops') WHERE name = ?`, c.table, c.column).
+			Scan(&n); err != nil {
+			return fmt.Errorf("reading columns of %s: %w", c.table, err)
+		}
+		if n > 0 {
+			continue
+		}
+		if _, err := conn.ExecContext(ctx, `ALTER TABLE ops.`+c.table+` ADD COLUMN `+c.column+` `+c.decl); err != nil {
+			return fmt.Errorf("adding column %s.%s: %w", c.table, c.column, err)
+		}
+	}
+	return nil
 }

@@ -41,7 +41,7 @@ func (s *Store) BeginDelivery(ctx context.Context, runID int64, d store.Delivery
 		`DROP TABLE IF EXISTS temp.stage_reject`,
 		`CREATE TEMP TABLE stage_person (file TEXT, line INTEGER, org_code TEXT, local_id TEXT, nhs_number TEXT,
 			family_name TEXT, given_name TEXT, date_of_birth TEXT, sex TEXT, postcode TEXT, gp_practice TEXT,
-			sensitive INTEGER, objection TEXT, address TEXT, patient_id INTEGER, deleted INTEGER)`,
+			sensitive INTEGER, objection TEXT, address TEXT, email TEXT, phone TEXT, patient_id INTEGER, deleted INTEGER)`,
 		`CREATE TEMP TABLE stage_item (file TEXT, line INTEGER, org_code TEXT, local_id TEXT, item_id TEXT, kind TEXT,
 			code_system TEXT, code TEXT, display TEXT, start_date TEXT, end_date TEXT, status TEXT, dedupe_key TEXT, deleted INTEGER)`,
 		`CREATE TEMP TABLE stage_reject (file TEXT, line INTEGER, reason TEXT, raw TEXT)`,
@@ -116,10 +116,10 @@ func (st *stager) insertTemp(ctx context.Context, q string, n int, row func(i in
 }
 
 func (st *stager) AddPersons(ctx context.Context, ps []store.StagedPerson) error {
-	return st.insertTemp(ctx, `INSERT INTO temp.stage_person VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`, len(ps), func(i int) []any {
+	return st.insertTemp(ctx, `INSERT INTO temp.stage_person VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`, len(ps), func(i int) []any {
 		p := &ps[i]
 		return []any{p.File, p.Line, p.OrgCode, p.LocalID, p.NHSNumber, p.FamilyName, p.GivenName, nullable(p.DateOfBirth),
-			p.Sex, p.Postcode, p.GPPractice, p.Sensitive, p.Objection, p.Address, p.PatientID, p.Deleted}
+			p.Sex, p.Postcode, p.GPPractice, p.Sensitive, p.Objection, p.Address, p.Email, p.Phone, p.PatientID, p.Deleted}
 	})
 }
 
@@ -165,9 +165,10 @@ func (st *stager) Commit(ctx context.Context, rowsIn int) (store.Delivery, error
 			args []any
 		}{
 			{"persons", `INSERT INTO ops.staged_person (delivery_id, source_id, file, line, org_code, local_id, nhs_number,
-					family_name, given_name, date_of_birth, sex, postcode, gp_practice, sensitive, objection, address, patient_id, deleted, merged)
+					family_name, given_name, date_of_birth, sex, postcode, gp_practice, sensitive, objection, address, email, phone,
+					patient_id, deleted, merged)
 				SELECT ?, ?, file, line, org_code, local_id, nhs_number, family_name, given_name, date_of_birth, sex,
-					postcode, gp_practice, sensitive, objection, address, patient_id, deleted,
+					postcode, gp_practice, sensitive, objection, address, email, phone, patient_id, deleted,
 					line > min(line) OVER (PARTITION BY org_code, local_id)
 				FROM temp.stage_person ORDER BY org_code, local_id, line`, []any{st.d.ID, st.d.SourceID}},
 			{"care items", `INSERT INTO ops.staged_item (delivery_id, source_id, file, line, org_code, local_id, item_id, kind,
@@ -240,9 +241,9 @@ func (st *stager) Abort(ctx context.Context) error {
 func applyDelta(ctx context.Context, tx *sql.Tx, id, base int64) (carried, deletions int, err error) {
 	steps := []string{
 		`INSERT INTO ops.staged_person (delivery_id, source_id, file, line, org_code, local_id, nhs_number, family_name,
-			given_name, date_of_birth, sex, postcode, gp_practice, sensitive, objection, address, patient_id)
+			given_name, date_of_birth, sex, postcode, gp_practice, sensitive, objection, address, email, phone, patient_id)
 		SELECT ?1, b.source_id, b.file, b.line, b.org_code, b.local_id, b.nhs_number, b.family_name, b.given_name, b.date_of_birth,
-			b.sex, b.postcode, b.gp_practice, b.sensitive, b.objection, b.address, b.patient_id
+			b.sex, b.postcode, b.gp_practice, b.sensitive, b.objection, b.address, b.email, b.phone, b.patient_id
 		FROM ops.staged_person b WHERE b.delivery_id = ?2 AND b.merged = 0
 			AND NOT EXISTS (SELECT 1 FROM ops.staged_person n
 				WHERE n.delivery_id = ?1 AND n.org_code = b.org_code AND n.local_id = b.local_id)`,

@@ -18,6 +18,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/careindex/careindex/transform/match"
 	"github.com/careindex/careindex/transform/record"
 )
 
@@ -211,10 +212,20 @@ type Review struct {
 	OrgCode   string
 	LocalID   string
 	NHSNumber string
-	PatientID int64 // the patient the NHS number links to
+	// PatientID is the patient the record may belong to: the one its NHS
+	// number links to, or the best candidate of probabilistic matching.
+	PatientID int64
 	Reason    string
 	File      string
 	Line      int
+	// Assigned is the patient the record was given meanwhile (a new
+	// patient, for a possible match in the review band); 0 when the
+	// record is held and not published.
+	Assigned int64
+	// Evidence summarises the comparison behind the review (JSON: match
+	// weight, probability, reasons and each field's comparison level and
+	// weight). It holds no patient values.
+	Evidence string
 }
 
 // Links is the persistent link state.
@@ -227,7 +238,65 @@ type Links interface {
 	AddReviews(ctx context.Context, rs []Review) error
 	// NHSOfPatients returns every NHS number linked to each patient.
 	NHSOfPatients(ctx context.Context, patientIDs []int64) (map[int64][]string, error)
+
+	// MatchState is the persisted state of probabilistic matching: every
+	// linked person record's matching fields and patient, filed under its
+	// blocking keys. Its Candidates method makes it the matcher's
+	// match.CandidateSource. Fields and keys are patient data: a backend
+	// never logs them.
+	MatchState
 }
+
+// MatchState persists what probabilistic matching needs between runs.
+type MatchState interface {
+	// SaveMatch upserts records' matching state: fields, patient and keys.
+	// A new or changed record's keys replace the keys it was filed under
+	// before; keys are a function of the fields (under the signature in
+	// MatchMeta), so a record saved unchanged keeps its keys and costs
+	// little. A record given twice in one call is saved as given last.
+	SaveMatch(ctx context.Context, recs []MatchRecord) error
+	// Candidates returns the records filed under any of keys, with their
+	// patients. A key filed under more than limit records is not expanded:
+	// it is reported in Oversized with a count of at least limit+1 (a
+	// backend may stop counting there). Record IDs are MatchID(org, local
+	// id).
+	Candidates(ctx context.Context, keys []string, limit int) (match.CandidateSet, error)
+	// MatchMeta returns the model and key signature the records are filed
+	// under (ok false when nothing was recorded yet).
+	MatchMeta(ctx context.Context) (meta MatchMeta, ok bool, err error)
+	// SetMatchMeta records the model and key signature in use.
+	SetMatchMeta(ctx context.Context, meta MatchMeta) error
+	// Rekey files every record again under the keys that keys returns
+	// for its fields and records signature, in one transaction; it
+	// returns how many records were filed. The pipeline calls it when the
+	// blocking rules changed (the signature differs).
+	Rekey(ctx context.Context, signature string, keys func(match.Record) []string) (int, error)
+}
+
+// MatchRecord is one organisation's record of a person as matching keeps
+// it. Record.ID is ignored: the record is identified by OrgCode and LocalID.
+type MatchRecord struct {
+	OrgCode   string
+	LocalID   string
+	PatientID int64
+	Record    match.Record
+	Keys      []string
+}
+
+// MatchMeta is the model the match state is filed under.
+type MatchMeta struct {
+	// Signature is the matcher's KeySignature: it changes when the
+	// blocking rules do, and the records must then be filed again.
+	Signature string
+	// Model is the model's JSON.
+	Model []byte
+	// UpdatedAt is when the meta data was last recorded.
+	UpdatedAt time.Time
+}
+
+// MatchID is the ID of an organisation's record in match results:
+// the ODS code and the local id, separated by a unit separator.
+func MatchID(org, localID string) string { return org + "\x1f" + localID }
 
 // Version is a published version being built. Rows added are invisible
 // to readers until Swap.
@@ -301,8 +370,12 @@ type SourceOutcome struct {
 	// Pending counts rows staged by an extract-only run that a later
 	// publish will load or withhold; always 0 in a run that published.
 	Pending int
-	Stale   bool
-	Error   string // why it failed (never patient data)
+	// Duplicates counts the delivery's records that are linked to a
+	// patient who has another record at the same organisation (two local
+	// ids, one person): a data quality figure, not part of the balance.
+	Duplicates int
+	Stale      bool
+	Error      string // why it failed (never patient data)
 }
 
 // Extracted reports whether a source with this outcome status was

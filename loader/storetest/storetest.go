@@ -59,6 +59,9 @@ func Run(t *testing.T, newBackend func(t *testing.T) *Backend) {
 		{"AbortVersion", testAbortVersion},
 		{"UnfinishedVersion", testUnfinishedVersion},
 		{"Links", testLinks},
+		{"MatchState", testMatchState},
+		{"ReviewEvidence", testReviewEvidence},
+		{"DeltaContact", testDeltaContact},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -187,7 +190,7 @@ func testRunLedger(t *testing.T, b *Backend) {
 	outcomes := []store.SourceOutcome{
 		{SourceID: "b", OrgCode: "B82002", Status: "failed", Error: "b: file unreadable"},
 		{SourceID: "a", OrgCode: "A81001", Status: "new", DeliveryID: 0, Delivery: "a.csv", RowsIn: 10, Loaded: 6, Quarantined: 1,
-			Withheld: 2, Merged: 1},
+			Withheld: 2, Merged: 1, Duplicates: 2}, // duplicates are informational: outside the balance
 		{SourceID: "c", OrgCode: "C83003", Status: "skipped"},
 	}
 	noErr(t, s.FinishRun(ctx, id, store.RunFailed, "1 source failed", outcomes))
@@ -382,6 +385,7 @@ func testStage(t *testing.T, b *Backend) {
 	p1, p2, p3 := ids[0], ids[1], ids[2]
 	sensitive := person("gp", "A81001", "L3", 4, p3, "", "THIRD")
 	sensitive.Sensitive, sensitive.Objection, sensitive.Address = true, "all", "1 HIGH STREET, LEEDS"
+	sensitive.Email, sensitive.Phone = "third@example.org", "0113 496 0000"
 	persons0 := person("gp", "A81001", "L2", 2, p2, "9434765919", "SECOND")
 	persons0.Objection = "B82002;C83003"
 	persons := []store.StagedPerson{
@@ -798,7 +802,7 @@ func testPublish(t *testing.T, b *Backend) {
 
 	outcomes := []store.SourceOutcome{
 		{SourceID: "a-patients", OrgCode: "A81001", Status: "new", DeliveryID: pd.ID, Delivery: pd.Name, RowsIn: pd.RowsIn,
-			Loaded: loaded, Quarantined: pd.Quarantined, Withheld: withheldRows, Merged: pd.Merged},
+			Loaded: loaded, Quarantined: pd.Quarantined, Withheld: withheldRows, Merged: pd.Merged, Duplicates: 3},
 		{SourceID: "a-items", OrgCode: "A81001", Status: "new", DeliveryID: id.ID, Delivery: id.Name, RowsIn: id.RowsIn,
 			Loaded: itemsLoaded, Quarantined: 1, Withheld: itemsWithheld, Merged: id.Merged},
 		{SourceID: "b-patients", OrgCode: "B82002", Status: "failed", Stale: true, Error: "no delivery yet"},

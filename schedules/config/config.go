@@ -45,6 +45,9 @@ type Config struct {
 	Retry Retry `yaml:"retry"`
 	// Alerts says where alerts go and what reject rate raises one.
 	Alerts Alerts `yaml:"alerts"`
+	// Matching configures probabilistic matching of records without an
+	// NHS number.
+	Matching Matching `yaml:"matching"`
 
 	// Dir is the folder of the configuration file; relative paths were
 	// resolved against it.
@@ -244,7 +247,7 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 }
 
 // PersonFields are the column mapping keys of a persons source.
-var PersonFields = []string{"local_id", "nhs_number", "family_name", "given_name", "date_of_birth", "sex", "postcode", "gp_practice", "sensitive", "objection", "address", "action"}
+var PersonFields = []string{"local_id", "nhs_number", "family_name", "given_name", "date_of_birth", "sex", "postcode", "gp_practice", "sensitive", "objection", "address", "email", "phone", "action"}
 
 // CareItemFields are the column mapping keys of a care_items source.
 var CareItemFields = []string{"local_id", "item_id", "kind", "code_system", "code", "display", "start_date", "end_date", "status", "action"}
@@ -340,6 +343,7 @@ func splitComment(line string) (code, comment string) {
 
 func (c *Config) withDefaults() {
 	c.operationsDefaults()
+	c.matchingDefaults()
 	if c.Store == "" {
 		c.Store = DefaultStore
 	}

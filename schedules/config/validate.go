@@ -225,6 +225,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	errs = append(errs, c.validateOperations()...)
+	for _, m := range c.validateMatching() {
+		bad("%s", m)
+	}
 	return errors.Join(errs...)
 }
 

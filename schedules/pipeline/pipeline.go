@@ -10,10 +10,14 @@
 //  2. each selected source's newest delivery is found and hashed; a delivery
 //     identical to the one already in the index is not read again; others
 //     are streamed through normalisation and linking into the store's staging
-//     area, bad rows to quarantine. A source that fails keeps its last good
-//     delivery in the index, flagged stale;
+//     area, bad rows to quarantine. Linking is deterministic on the NHS
+//     number and, with matching on (config.Matching), probabilistic for
+//     records without one (transform/link); the run first makes the store's
+//     match state ready for the configured model. A source that fails keeps
+//     its last good delivery in the index, flagged stale;
 //  3. if anything changed, a new version is assembled from every source's
-//     current delivery (objections applied), checked and swapped in.
+//     current delivery (objections applied), checked and swapped in; each
+//     source's within-organisation duplicates are counted for the ledger.
 //
 // A dry run does stage 1 and reads and normalises every delivery, counting
 // rows, without linking or writing anything.
@@ -41,6 +45,7 @@ import (
 	"github.com/careindex/careindex/loader/store"
 	"github.com/careindex/careindex/schedules/config"
 	"github.com/careindex/careindex/transform/link"
+	"github.com/careindex/careindex/transform/match"
 	"github.com/careindex/careindex/transform/normalise"
 	"github.com/careindex/careindex/transform/record"
 )
@@ -187,6 +192,10 @@ type runner struct {
 	cfg   *config.Config
 	log   *zap.Logger
 	runID int64
+	// matcher matches person records without an NHS number (nil when
+	// matching is off, and in runs that stage nothing), with thresholds.
+	matcher    *match.Matcher
+	thresholds match.Thresholds
 	// rollback, when set, marks the publish as a rollback.
 	rollback *store.Swap
 }
@@ -236,6 +245,13 @@ func (r *runner) run(ctx context.Context) (res Result, err error) {
 		if ru, err = r.loadRules(ctx); err != nil {
 			res.Status = store.RunBlocked
 			r.log.Error("publication blocked", zap.Error(err))
+			return res, err
+		}
+	}
+
+	if len(ids) > 0 && r.opts.Stage != StagePublish {
+		if err := r.prepareMatching(ctx); err != nil {
+			r.log.Error("matching could not start", zap.Error(err))
 			return res, err
 		}
 	}
@@ -621,6 +637,9 @@ func (r *runner) stageFile(ctx context.Context, src config.Source, d *delivery, 
 		}
 	}()
 	linker := link.New(r.opts.Store.Links(), r.runID)
+	if r.matcher != nil && src.Kind == "persons" {
+		linker.WithMatcher(r.matcher, r.thresholds)
+	}
 	var persons []record.Person
 	var items []record.CareItem
 	var rejects []store.Reject
@@ -744,6 +763,12 @@ func (r *runner) stageFile(ctx context.Context, src config.Source, d *delivery, 
 	for reason, n := range reasons {
 		fields = append(fields, zap.Int("rejected: "+reason, n))
 	}
+	if ms := linker.Stats(); r.matcher != nil && src.Kind == "persons" {
+		// Counts only: keys and fields are patient data.
+		fields = append(fields, zap.Int("matched", ms.Matched), zap.Int("matched_linked", ms.Linked), zap.Int("matched_joined", ms.Joined),
+			zap.Int("matched_review", ms.Review), zap.Int("matched_new", ms.New), zap.Int("held_nhs_demographics", ms.HeldNHS),
+			zap.Int("match_candidates", ms.Candidates), zap.Int("match_oversized_keys", ms.OversizedKeys))
+	}
 	log.Info("delivery staged", fields...)
 	return staged, "new", nil
 }
@@ -766,4 +791,33 @@ func newMapper(d *delivery, opts normalise.Options) (*normalise.Mapper, error) {
 		return nil, fmt.Errorf("%s: %w", d.name, err)
 	}
 	return m, nil
+}
+
+// prepareMatching loads the configured model, builds the run's matcher and
+// makes the store's match state ready for it (re-filing every record when
+// the blocking rules changed). Matching off, it does nothing.
+func (r *runner) prepareMatching(ctx context.Context) error {
+	mc := r.cfg.Matching
+	if !mc.On() {
+		return nil
+	}
+	model, raw, err := mc.LoadModel()
+	if err != nil {
+		return err
+	}
+	m, err := match.NewMatcher(model, mc.Thresholds())
+	if err != nil {
+		return fmt.Errorf("matching: %w", err)
+	}
+	started := time.Now()
+	n, err := link.Prepare(ctx, r.opts.Store.Links(), m, raw)
+	if err != nil {
+		return fmt.Errorf("preparing the match state: %w", err)
+	}
+	if n > 0 {
+		r.log.Info("blocking rules changed: match records filed under the new keys", zap.Int("records", n),
+			zap.Duration("took", time.Since(started)))
+	}
+	r.matcher, r.thresholds = m, mc.Thresholds()
+	return nil
 }

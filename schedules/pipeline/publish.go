@@ -79,9 +79,14 @@ func (r *runner) publish(ctx context.Context, ru *rules, states []sourceState) (
 
 	started := time.Now()
 	asm := assemble.New(ver, ru.register, ru.codes, rank).WithOverrides(ru.overrides).WithRequests(ru.requests)
-	if err := st.StreamPersons(ctx, personDeliveries, asm.Person); err != nil {
+	dups := newDuplicates(rank)
+	if err := st.StreamPersons(ctx, personDeliveries, func(p store.StagedPerson) error {
+		dups.add(p)
+		return asm.Person(p)
+	}); err != nil {
 		return pub, fmt.Errorf("assembling patients: %w", err)
 	}
+	dups.flush()
 	if err := asm.EndPersons(); err != nil {
 		return pub, fmt.Errorf("assembling patients: %w", err)
 	}
@@ -119,6 +124,7 @@ func (r *runner) publish(ctx context.Context, ru *rules, states []sourceState) (
 			o.Merged = s.current.Merged
 			o.Quarantined = s.current.Quarantined + c.Quarantined
 			o.Loaded, o.Withheld = c.Loaded, c.Withheld
+			o.Duplicates = dups.bySource[s.src.ID]
 		}
 		pub.outcomes = append(pub.outcomes, o)
 	}
@@ -145,4 +151,59 @@ func rollbackTo(s *store.Swap) int64 {
 		return 0
 	}
 	return s.RollbackTo
+}
+
+// duplicates counts, per source, the records linked to a patient who has
+// another record at the same organisation (two local ids, one person): a
+// data quality figure, outside the balance. Persons stream ordered by
+// patient, so one patient's records are counted together; of a patient's
+// records at one organisation, the first (by source rank, then delivery
+// and line) is the original and each other is a duplicate of its source.
+type duplicates struct {
+	rank     map[string]int
+	bySource map[string]int
+	pid      int64
+	current  []store.StagedPerson
+}
+
+func newDuplicates(rank map[string]int) *duplicates {
+	return &duplicates{rank: rank, bySource: map[string]int{}}
+}
+
+func (d *duplicates) add(p store.StagedPerson) {
+	if p.PatientID != d.pid {
+		d.flush()
+		d.pid = p.PatientID
+	}
+	d.current = append(d.current, p)
+}
+
+func (d *duplicates) flush() {
+	if len(d.current) > 1 {
+		first := map[string]store.StagedPerson{} // org → its original record
+		for _, p := range d.current {
+			f, ok := first[p.OrgCode]
+			switch {
+			case !ok:
+				first[p.OrgCode] = p
+				continue
+			case d.before(p, f):
+				first[p.OrgCode] = p
+				p = f
+			}
+			d.bySource[p.SourceID]++
+		}
+	}
+	d.current = d.current[:0]
+}
+
+// before orders records of one organisation: source rank, delivery, line.
+func (d *duplicates) before(a, b store.StagedPerson) bool {
+	if ra, rb := d.rank[a.SourceID], d.rank[b.SourceID]; ra != rb {
+		return ra < rb
+	}
+	if a.DeliveryID != b.DeliveryID {
+		return a.DeliveryID < b.DeliveryID
+	}
+	return a.Line < b.Line
 }

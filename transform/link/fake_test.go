@@ -3,13 +3,16 @@ package link_test
 import (
 	"context"
 	"maps"
+	"slices"
 	"sync"
 
 	"github.com/careindex/careindex/loader/store"
+	"github.com/careindex/careindex/transform/match"
 )
 
 // fakeLinks is an in-memory store.Links: the persistent link state of a
-// store, with a patient id sequence that never goes back.
+// store, with a patient id sequence that never goes back, and the match
+// state (records by organisation and local id, keys → records).
 type fakeLinks struct {
 	mu      sync.Mutex
 	nhs     map[string]store.Link
@@ -17,12 +20,19 @@ type fakeLinks struct {
 	seq     int64
 	issued  []int64
 	reviews []store.Review
+	// match state
+	records    map[string]store.MatchRecord // MatchID → record (with its keys)
+	keys       map[string]map[string]bool   // key → MatchIDs
+	meta       *store.MatchMeta
+	candidates int // Candidates calls
+	rekeyed    int // Rekey calls that filed records
 	// fail, when set, makes the named method fail.
 	fail string
 }
 
 func newFakeLinks() *fakeLinks {
-	return &fakeLinks{nhs: map[string]store.Link{}, local: map[string]map[string]int64{}, seq: 1000}
+	return &fakeLinks{nhs: map[string]store.Link{}, local: map[string]map[string]int64{}, seq: 1000,
+		records: map[string]store.MatchRecord{}, keys: map[string]map[string]bool{}}
 }
 
 type fakeError string
@@ -119,6 +129,98 @@ func (f *fakeLinks) AddReviews(_ context.Context, rs []store.Review) error {
 	}
 	f.reviews = append(f.reviews, rs...)
 	return nil
+}
+
+func (f *fakeLinks) SaveMatch(_ context.Context, recs []store.MatchRecord) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail == "SaveMatch" {
+		return fakeError("SaveMatch failed")
+	}
+	for _, r := range recs {
+		id := store.MatchID(r.OrgCode, r.LocalID)
+		if old, ok := f.records[id]; ok {
+			for _, k := range old.Keys {
+				delete(f.keys[k], id)
+			}
+		}
+		r.Keys = slices.Clone(r.Keys)
+		r.Record.ID = id
+		f.records[id] = r
+		for _, k := range r.Keys {
+			if f.keys[k] == nil {
+				f.keys[k] = map[string]bool{}
+			}
+			f.keys[k][id] = true
+		}
+	}
+	return nil
+}
+
+func (f *fakeLinks) Candidates(_ context.Context, keys []string, limit int) (match.CandidateSet, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.candidates++
+	set := match.CandidateSet{ByKey: map[string][]match.Candidate{}}
+	if f.fail == "Candidates" {
+		return set, fakeError("Candidates failed")
+	}
+	for _, k := range keys {
+		ids := f.keys[k]
+		if len(ids) > limit {
+			if set.Oversized == nil {
+				set.Oversized = map[string]int{}
+			}
+			set.Oversized[k] = len(ids)
+			continue
+		}
+		for _, id := range slices.Sorted(maps.Keys(ids)) {
+			r := f.records[id]
+			set.ByKey[k] = append(set.ByKey[k], match.Candidate{PatientID: r.PatientID, Record: r.Record})
+		}
+	}
+	return set, nil
+}
+
+func (f *fakeLinks) MatchMeta(context.Context) (store.MatchMeta, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.meta == nil {
+		return store.MatchMeta{}, false, nil
+	}
+	return *f.meta, true, nil
+}
+
+func (f *fakeLinks) SetMatchMeta(_ context.Context, m store.MatchMeta) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.meta = &m
+	return nil
+}
+
+func (f *fakeLinks) Rekey(_ context.Context, sig string, keysOf func(match.Record) []string) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.meta != nil && f.meta.Signature == sig {
+		return 0, nil
+	}
+	f.keys = map[string]map[string]bool{}
+	for id, r := range f.records {
+		r.Keys = keysOf(r.Record)
+		f.records[id] = r
+		for _, k := range r.Keys {
+			if f.keys[k] == nil {
+				f.keys[k] = map[string]bool{}
+			}
+			f.keys[k][id] = true
+		}
+	}
+	if f.meta == nil {
+		f.meta = &store.MatchMeta{}
+	}
+	f.meta.Signature = sig
+	f.rekeyed++
+	return len(f.records), nil
 }
 
 var _ store.Links = (*fakeLinks)(nil)

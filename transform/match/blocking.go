@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"unicode/utf8"
 )
 
 // BlockingRule is a blocking key: the concatenation of the named parts of
@@ -189,7 +190,10 @@ func (d *Dataset) appendKey(buf []byte, cr *compiledRule, r *row) ([]byte, bool)
 			case pFamilyPhonetic, pGivenPhonetic:
 				buf = append(buf, e.phon1...)
 			default:
-				buf = append(buf, e.s[0])
+				// The initial is the first character, not the first byte:
+				// keys must stay valid UTF-8 (ÉVA's initial is É).
+				_, size := utf8.DecodeRuneInString(e.s)
+				buf = append(buf, e.s[:size]...)
 			}
 		case pNamePhonetics:
 			if placeholder || r.family == 0 || r.given == 0 {

@@ -21,6 +21,12 @@ import (
 type Dataset struct {
 	chunks [][]row // rows in chunks of 1<<chunkBits, so that growing never copies them
 	n      int
+	// small, when above 0, is the expected number of rows of a small
+	// dataset (the Matcher's one record and its candidates): its one chunk
+	// starts at that size instead of a full 1<<chunkBits rows, which would
+	// cost megabytes per call. Such a chunk may be copied when it grows;
+	// rows are only addressed once every record has been added.
+	small int
 
 	names   []nameEntry // interned names; index 0 is "missing"
 	nameIdx map[string]uint32
@@ -153,6 +159,9 @@ func newDataset(capacity int) *Dataset {
 		gpIdx:   map[string]uint32{},
 		idEnd:   make([]uint32, 0, capacity),
 	}
+	if capacity > 0 && capacity < 1<<chunkBits {
+		d.small = capacity
+	}
 	for _, f := range tfFields {
 		d.counts[f] = newSpaceSaving(defaultTFCapacity)
 	}
@@ -203,7 +212,11 @@ func (d *Dataset) add(r Record) {
 	d.counts[fDOB].add(uint64(w.dob))
 	d.counts[fPostcode].add(uint64(w.pc))
 	if d.n>>chunkBits == len(d.chunks) {
-		d.chunks = append(d.chunks, make([]row, 0, 1<<chunkBits))
+		size := 1 << chunkBits
+		if d.small > 0 && len(d.chunks) == 0 {
+			size = d.small
+		}
+		d.chunks = append(d.chunks, make([]row, 0, size))
 	}
 	c := &d.chunks[d.n>>chunkBits]
 	*c = append(*c, w)

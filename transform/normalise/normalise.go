@@ -49,7 +49,16 @@ type Options struct {
 type Mapper struct {
 	opts Options
 	idx  map[string]int
+	// joined holds the columns of a field mapped to several columns
+	// (address only), in order.
+	joined map[string][]int
 }
+
+// Joinable lists the fields that may be mapped to several columns joined
+// with "+" ("street_number + address_1 + suburb"): their values are joined
+// with a space. A mapped name that is itself a column of the header is
+// always that one column.
+var Joinable = []string{"address"}
 
 // NewMapper checks the header against the mapping.
 func NewMapper(header []string, opts Options) (*Mapper, error) {
@@ -61,6 +70,22 @@ func NewMapper(header []string, opts Options) (*Mapper, error) {
 	var missing []string
 	for f, col := range opts.Columns {
 		i, ok := pos[strings.ToLower(strings.TrimSpace(col))]
+		if !ok && slices.Contains(Joinable, f) && strings.Contains(col, "+") {
+			var cols []int
+			for _, part := range strings.Split(col, "+") {
+				j, ok := pos[strings.ToLower(strings.TrimSpace(part))]
+				if !ok {
+					missing = append(missing, fmt.Sprintf("%s (for %s)", strings.TrimSpace(part), f))
+					continue
+				}
+				cols = append(cols, j)
+			}
+			if m.joined == nil {
+				m.joined = map[string][]int{}
+			}
+			m.joined[f] = cols
+			continue
+		}
 		if !ok {
 			missing = append(missing, fmt.Sprintf("%s (for %s)", col, f))
 			continue
@@ -75,6 +100,17 @@ func NewMapper(header []string, opts Options) (*Mapper, error) {
 }
 
 func (m *Mapper) get(row rowsource.Row, f string) string {
+	if cols, ok := m.joined[f]; ok {
+		parts := make([]string, 0, len(cols))
+		for _, i := range cols {
+			if i < len(row.Values) {
+				if v := strings.TrimSpace(row.Values[i]); v != "" {
+					parts = append(parts, v)
+				}
+			}
+		}
+		return strings.Join(parts, " ")
+	}
 	i, ok := m.idx[f]
 	if !ok || i >= len(row.Values) {
 		return ""
@@ -173,6 +209,8 @@ func (m *Mapper) Person(row rowsource.Row) (record.Person, error) {
 		p.Objection = o
 	}
 	p.Address = strings.Join(strings.Fields(strings.ToUpper(m.get(row, "address"))), " ")
+	p.Email = strings.ToLower(m.get(row, "email"))
+	p.Phone = strings.Join(strings.Fields(m.get(row, "phone")), " ")
 	if p.NHSNumber == "" && p.FamilyName == "" && p.GivenName == "" && p.DateOfBirth == "" {
 		return p, &rowError{reason: "no NHS number, name or date of birth: nothing to identify the person by"}
 	}

@@ -32,6 +32,10 @@ type Person struct {
 	// Address is free text (house number, street, town), used for matching
 	// only; it is never published.
 	Address string
+	// Email (trimmed, lower case) and Phone (trimmed) are contact details,
+	// used for matching only; they are never published.
+	Email string
+	Phone string
 	// Deleted marks a delta row that removes the local id.
 	Deleted bool
 }

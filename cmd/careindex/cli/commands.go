@@ -101,10 +101,10 @@ func printRun(w io.Writer, res pipeline.Result, dryRun bool) {
 	}
 	if len(res.Sources) > 0 {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "source\tstatus\trows in\tloaded\tquarantined\twithheld\tmerged\tpending\tstale\t")
+		fmt.Fprintln(tw, "source\tstatus\trows in\tloaded\tquarantined\twithheld\tmerged\tpending\tduplicates\tstale\t")
 		for _, o := range res.Sources {
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t\n", o.SourceID, o.Status, o.RowsIn, o.Loaded, o.Quarantined,
-				o.Withheld, o.Merged, o.Pending, yesNo(o.Stale))
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t\n", o.SourceID, o.Status, o.RowsIn, o.Loaded, o.Quarantined,
+				o.Withheld, o.Merged, o.Pending, o.Duplicates, yesNo(o.Stale))
 		}
 		tw.Flush()
 	}
@@ -204,9 +204,10 @@ func printStatus(w io.Writer, s store.Status) {
 			continue
 		}
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "\tsource\tstatus\tin\tloaded\tquarantined\twithheld\tmerged\t")
+		fmt.Fprintln(tw, "\tsource\tstatus\tin\tloaded\tquarantined\twithheld\tmerged\tduplicates\t")
 		for _, o := range r.Sources {
-			fmt.Fprintf(tw, "\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t\n", o.SourceID, o.Status, o.RowsIn, o.Loaded, o.Quarantined, o.Withheld, o.Merged)
+			fmt.Fprintf(tw, "\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t\n", o.SourceID, o.Status, o.RowsIn, o.Loaded, o.Quarantined, o.Withheld, o.Merged,
+				o.Duplicates)
 		}
 		tw.Flush()
 	}

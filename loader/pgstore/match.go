@@ -1,0 +1,310 @@
+package pgstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/lib/pq"
+
+	"github.com/careindex/careindex/loader/store"
+	"github.com/careindex/careindex/transform/match"
+)
+
+// The match state: careindex_ops.match_record (one row per organisation's
+// record: matching fields and patient), careindex_ops.match_key (the
+// blocking keys each record is filed under) and careindex_ops.match_meta
+// (the model and key signature). Nothing here is logged: fields and keys
+// are patient data.
+
+// matchFields are match_record's matching columns, in Record order.
+const matchFields = `nhs_number, family_name, given_name, date_of_birth, sex, postcode, address, gp_practice, email, phone`
+
+// SaveMatch reads what it holds of the records, then, in one transaction,
+// upserts the new and changed ones and moves their key rows (see
+// store.PlanMatchSave): a record saved unchanged costs one read. The rows of
+// the batch go in through unnest, a few statements per batch.
+func (l links) SaveMatch(ctx context.Context, recs []store.MatchRecord) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	err := l.s.inTx(ctx, func(tx *sql.Tx) error {
+		orgs, locals := make([]string, len(recs)), make([]string, len(recs))
+		for i, r := range recs {
+			orgs[i], locals[i] = r.OrgCode, r.LocalID
+		}
+		// Lock the batch's rows: a concurrent save of the same record waits.
+		rows, err := tx.QueryContext(ctx, `SELECT r.org_code, r.local_id, r.patient_id, `+prefixed("r.", matchFields)+`, r.keys
+			FROM careindex_ops.match_record r JOIN unnest($1::text[], $2::text[]) AS u(org_code, local_id)
+				ON r.org_code = u.org_code AND r.local_id = u.local_id
+			FOR UPDATE OF r`, pq.Array(orgs), pq.Array(locals))
+		if err != nil {
+			return err
+		}
+		stored := map[store.RecordRef]store.MatchRecord{}
+		for rows.Next() {
+			var r store.MatchRecord
+			var keys string
+			m := &r.Record
+			if err := rows.Scan(&r.OrgCode, &r.LocalID, &r.PatientID, &m.NHSNumber, &m.FamilyName, &m.GivenName, &m.DateOfBirth,
+				&m.Sex, &m.Postcode, &m.Address, &m.GPPractice, &m.Email, &m.Phone, &keys); err != nil {
+				rows.Close()
+				return err
+			}
+			if err := json.Unmarshal([]byte(keys), &r.Keys); err != nil {
+				rows.Close()
+				return fmt.Errorf("bad keys of a match record: %w", err)
+			}
+			stored[store.RecordRef{OrgCode: r.OrgCode, LocalID: r.LocalID}] = r
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		plan := store.PlanMatchSave(recs, stored)
+		if len(plan.Upserts) == 0 {
+			return nil
+		}
+		n := len(plan.Upserts)
+		cols := make([][]string, 13)
+		for i := range cols {
+			cols[i] = make([]string, n)
+		}
+		pids := make([]int64, n)
+		for i, r := range plan.Upserts {
+			m := r.Record
+			keys, err := json.Marshal(r.Keys)
+			if err != nil {
+				return err
+			}
+			for c, v := range []string{r.OrgCode, r.LocalID, m.NHSNumber, m.FamilyName, m.GivenName, m.DateOfBirth, m.Sex, m.Postcode,
+				m.Address, m.GPPractice, m.Email, m.Phone, string(keys)} {
+				cols[c][i] = v
+			}
+			pids[i] = r.PatientID
+		}
+		args := []any{pq.Array(cols[0]), pq.Array(cols[1]), pq.Array(pids)}
+		for _, c := range cols[2:] {
+			args = append(args, pq.Array(c))
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO careindex_ops.match_record (org_code, local_id, patient_id, `+matchFields+`, keys)
+			SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+				$9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[])
+			ON CONFLICT (org_code, local_id) DO UPDATE SET patient_id = EXCLUDED.patient_id, nhs_number = EXCLUDED.nhs_number,
+				family_name = EXCLUDED.family_name, given_name = EXCLUDED.given_name, date_of_birth = EXCLUDED.date_of_birth,
+				sex = EXCLUDED.sex, postcode = EXCLUDED.postcode, address = EXCLUDED.address, gp_practice = EXCLUDED.gp_practice,
+				email = EXCLUDED.email, phone = EXCLUDED.phone, keys = EXCLUDED.keys, updated_at = now()`, args...); err != nil {
+			return err
+		}
+		if len(plan.Remove) > 0 {
+			k, o, lo := keyColumns(plan.Remove)
+			if _, err := tx.ExecContext(ctx, `DELETE FROM careindex_ops.match_key m
+				USING unnest($1::text[], $2::text[], $3::text[]) AS u(key, org_code, local_id)
+				WHERE m.key = u.key AND m.org_code = u.org_code AND m.local_id = u.local_id`, pq.Array(k), pq.Array(o), pq.Array(lo)); err != nil {
+				return err
+			}
+		}
+		if len(plan.Add) > 0 {
+			k, o, lo := keyColumns(plan.Add)
+			if _, err := tx.ExecContext(ctx, `INSERT INTO careindex_ops.match_key (key, org_code, local_id)
+				SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) ON CONFLICT DO NOTHING`,
+				pq.Array(k), pq.Array(o), pq.Array(lo)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("saving match records: %w", err)
+	}
+	return nil
+}
+
+func keyColumns(rows []store.KeyRow) (keys, orgs, locals []string) {
+	keys, orgs, locals = make([]string, len(rows)), make([]string, len(rows)), make([]string, len(rows))
+	for i, r := range rows {
+		keys[i], orgs[i], locals[i] = r.Key, r.OrgCode, r.LocalID
+	}
+	return keys, orgs, locals
+}
+
+// prefixed qualifies each column of a comma-separated list.
+func prefixed(p, cols string) string {
+	parts := strings.Split(cols, ", ")
+	for i := range parts {
+		parts[i] = p + parts[i]
+	}
+	return strings.Join(parts, ", ")
+}
+
+// Candidates answers in one statement: the count of records under each
+// key (up to limit+1), and the records of the keys within the limit.
+func (l links) Candidates(ctx context.Context, keys []string, limit int) (match.CandidateSet, error) {
+	set := match.CandidateSet{ByKey: map[string][]match.Candidate{}}
+	if len(keys) == 0 {
+		return set, nil
+	}
+	// Each key's records are counted up to limit+1 only: a giant block
+	// (a care home's postcode) costs no more than a small one.
+	rows, err := l.s.db.QueryContext(ctx, `WITH q AS (SELECT DISTINCT unnest($1::text[]) AS key),
+		c AS MATERIALIZED (SELECT q.key, (SELECT count(*) FROM (SELECT 1 FROM careindex_ops.match_key m WHERE m.key = q.key LIMIT $2 + 1) x) AS n FROM q)
+		SELECT c.key, c.n, r.org_code, COALESCE(r.local_id, ''), COALESCE(r.patient_id, 0),
+			COALESCE(r.nhs_number, ''), COALESCE(r.family_name, ''), COALESCE(r.given_name, ''), COALESCE(r.date_of_birth, ''),
+			COALESCE(r.sex, ''), COALESCE(r.postcode, ''), COALESCE(r.address, ''), COALESCE(r.gp_practice, ''),
+			COALESCE(r.email, ''), COALESCE(r.phone, '')
+		FROM c
+		LEFT JOIN careindex_ops.match_key k ON c.n <= $2 AND k.key = c.key
+		LEFT JOIN careindex_ops.match_record r ON r.org_code = k.org_code AND r.local_id = k.local_id
+		WHERE c.n > 0`, pq.Array(keys), limit)
+	if err != nil {
+		return set, fmt.Errorf("finding match candidates: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var key, local string
+		var n int
+		var org sql.NullString
+		var c match.Candidate
+		m := &c.Record
+		if err := rows.Scan(&key, &n, &org, &local, &c.PatientID, &m.NHSNumber, &m.FamilyName, &m.GivenName, &m.DateOfBirth,
+			&m.Sex, &m.Postcode, &m.Address, &m.GPPractice, &m.Email, &m.Phone); err != nil {
+			return set, fmt.Errorf("finding match candidates: %w", err)
+		}
+		if n > limit {
+			if set.Oversized == nil {
+				set.Oversized = map[string]int{}
+			}
+			set.Oversized[key] = n
+			continue
+		}
+		if !org.Valid {
+			continue
+		}
+		m.ID = store.MatchID(org.String, local)
+		set.ByKey[key] = append(set.ByKey[key], c)
+	}
+	if err := rows.Err(); err != nil {
+		return set, fmt.Errorf("finding match candidates: %w", err)
+	}
+	return set, nil
+}
+
+func (l links) MatchMeta(ctx context.Context) (store.MatchMeta, bool, error) {
+	var m store.MatchMeta
+	var model string
+	err := l.s.db.QueryRowContext(ctx, `SELECT signature, model, updated_at FROM careindex_ops.match_meta`).
+		Scan(&m.Signature, &model, &m.UpdatedAt)
+	if errors.Is(err, sql.ErrNoRows) {
+		return m, false, nil
+	}
+	if err != nil {
+		return m, false, fmt.Errorf("reading the match model: %w", err)
+	}
+	m.Model = []byte(model)
+	return m, true, nil
+}
+
+func (l links) SetMatchMeta(ctx context.Context, m store.MatchMeta) error {
+	if _, err := l.s.db.ExecContext(ctx, `INSERT INTO careindex_ops.match_meta (one, signature, model, updated_at) VALUES (true, $1, $2, now())
+		ON CONFLICT (one) DO UPDATE SET signature = EXCLUDED.signature, model = EXCLUDED.model, updated_at = now()`,
+		m.Signature, string(m.Model)); err != nil {
+		return fmt.Errorf("recording the match model: %w", err)
+	}
+	return nil
+}
+
+// rekeyPage is how many records Rekey files at a time.
+const rekeyPage = 5000
+
+// Rekey files every record again, page by page, in one transaction that
+// holds the meta row: a concurrent Rekey waits, then finds the signature
+// current and does nothing.
+func (l links) Rekey(ctx context.Context, signature string, keysOf func(match.Record) []string) (int, error) {
+	total := 0
+	err := l.s.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO careindex_ops.match_meta (one, signature) VALUES (true, '') ON CONFLICT DO NOTHING`); err != nil {
+			return err
+		}
+		var current string
+		if err := tx.QueryRowContext(ctx, `SELECT signature FROM careindex_ops.match_meta FOR UPDATE`).Scan(&current); err != nil {
+			return err
+		}
+		if current == signature {
+			return nil
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM careindex_ops.match_key`); err != nil {
+			return err
+		}
+		var afterOrg, afterLocal string
+		first := true
+		for {
+			q, args := `SELECT org_code, local_id, `+matchFields+` FROM careindex_ops.match_record
+				ORDER BY org_code, local_id LIMIT $1`, []any{rekeyPage}
+			if !first {
+				q, args = `SELECT org_code, local_id, `+matchFields+` FROM careindex_ops.match_record
+					WHERE (org_code, local_id) > ($1, $2) ORDER BY org_code, local_id LIMIT $3`, []any{afterOrg, afterLocal, rekeyPage}
+			}
+			rows, err := tx.QueryContext(ctx, q, args...)
+			if err != nil {
+				return err
+			}
+			var keys, orgs, locals, recOrgs, recLocals, recKeys []string
+			n := 0
+			for rows.Next() {
+				var org, local string
+				var m match.Record
+				if err := rows.Scan(&org, &local, &m.NHSNumber, &m.FamilyName, &m.GivenName, &m.DateOfBirth, &m.Sex, &m.Postcode,
+					&m.Address, &m.GPPractice, &m.Email, &m.Phone); err != nil {
+					rows.Close()
+					return err
+				}
+				m.ID = store.MatchID(org, local)
+				ks := keysOf(m)
+				for _, k := range ks {
+					keys, orgs, locals = append(keys, k), append(orgs, org), append(locals, local)
+				}
+				b, err := json.Marshal(ks)
+				if err != nil {
+					rows.Close()
+					return err
+				}
+				recOrgs, recLocals, recKeys = append(recOrgs, org), append(recLocals, local), append(recKeys, string(b))
+				afterOrg, afterLocal = org, local
+				n++
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
+			first = false
+			if len(keys) > 0 {
+				if _, err := tx.ExecContext(ctx, `INSERT INTO careindex_ops.match_key (key, org_code, local_id)
+					SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) ORDER BY 1 ON CONFLICT DO NOTHING`,
+					pq.Array(keys), pq.Array(orgs), pq.Array(locals)); err != nil {
+					return err
+				}
+			}
+			if n > 0 {
+				if _, err := tx.ExecContext(ctx, `UPDATE careindex_ops.match_record r SET keys = u.keys
+					FROM unnest($1::text[], $2::text[], $3::text[]) AS u(org_code, local_id, keys)
+					WHERE r.org_code = u.org_code AND r.local_id = u.local_id`,
+					pq.Array(recOrgs), pq.Array(recLocals), pq.Array(recKeys)); err != nil {
+					return err
+				}
+			}
+			total += n
+			if n < rekeyPage {
+				break
+			}
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE careindex_ops.match_meta SET signature = $1, updated_at = now()`, signature)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("filing match records under new keys: %w", err)
+	}
+	return total, nil
+}
