@@ -84,19 +84,25 @@ func find(dir, pattern string, skip func(name string) bool) (Delivery, error) {
 }
 
 // newer reports whether a is a newer delivery than b.
-func newer(a, b Delivery) bool {
-	if c := naturalCompare(a.Name, b.Name); c != 0 {
+func newer(a, b Delivery) bool { return Newer(a.Name, a.ModTime, b.Name, b.ModTime) }
+
+// Newer reports whether the delivery named a (modified at at) is newer
+// than the one named b: natural name order (so that dates and sequence
+// numbers in names decide), then modification time, then byte order. S3
+// drops use the same rule.
+func Newer(a string, at time.Time, b string, bt time.Time) bool {
+	if c := NaturalCompare(a, b); c != 0 {
 		return c > 0
 	}
-	if !a.ModTime.Equal(b.ModTime) {
-		return a.ModTime.After(b.ModTime)
+	if !at.Equal(bt) {
+		return at.After(bt)
 	}
-	return a.Name > b.Name
+	return a > b
 }
 
-// naturalCompare compares two names with runs of ASCII digits compared by
+// NaturalCompare compares two names with runs of ASCII digits compared by
 // numeric value and everything else byte by byte. It returns -1, 0 or +1.
-func naturalCompare(a, b string) int {
+func NaturalCompare(a, b string) int {
 	for a != "" && b != "" {
 		da, db := isDigit(a[0]), isDigit(b[0])
 		switch {
