@@ -267,6 +267,9 @@ func (s *Store) Swap(ctx context.Context, sw store.Swap) error {
 		if err := checkVersion(ctx, tx, sw); err != nil {
 			return err
 		}
+		if err := publishDecisions(ctx, tx, sw.Version); err != nil {
+			return err
+		}
 		for _, t := range publishedTables {
 			if _, err := tx.ExecContext(ctx, fmt.Sprintf(`ALTER TABLE careindex_data.%s ATTACH PARTITION %s FOR VALUES IN (%d)`,
 				t.name, partition(t.name, sw.Version), sw.Version)); err != nil {
@@ -579,4 +582,29 @@ func (s *Store) Status(ctx context.Context, n int) (store.Status, error) {
 	}
 	slices.SortFunc(st.Sources, func(a, b store.SourceState) int { return strings.Compare(a.SourceID, b.SourceID) })
 	return st, srows.Err()
+}
+
+// publishDecisions fills the version's patient_merge with every patient
+// merged by an applied decision and the patient that survives it, and
+// marks the applied decisions published in the version.
+func publishDecisions(ctx context.Context, tx *sql.Tx, v int64) error {
+	all, err := changes(ctx, tx, true)
+	if err != nil {
+		return err
+	}
+	final := store.ResolveMerges(all)
+	for _, c := range all {
+		if c.Kind != store.ChangeMerge || c.From == c.To {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO `+partition("patient_merge", v)+` (version, old_patient_id, patient_id, merged_at)
+			VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`, v, c.From, final[c.From], c.At); err != nil {
+			return fmt.Errorf("publishing merged patients: %w", err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE careindex_ops.decision SET published_version = $1
+		WHERE applied_run IS NOT NULL AND published_version IS NULL`, v); err != nil {
+		return fmt.Errorf("recording published decisions: %w", err)
+	}
+	return nil
 }

@@ -107,7 +107,7 @@ func (s *Store) abandon(ctx context.Context, v int64) error {
 	return s.recoverSwaps(ctx)
 }
 
-var dataTables = []string{"data_patient", "data_record_location", "data_care_item", "data_organisation"}
+var dataTables = []string{"data_patient", "data_record_location", "data_care_item", "data_organisation", "data_patient_merge"}
 
 func deleteVersionRows(ctx context.Context, tx *sql.Tx, v int64) error {
 	for _, t := range dataTables {
@@ -169,6 +169,7 @@ func (s *Store) undoSwapLedger(ctx context.Context, v, runID int64) error {
 			{`DELETE FROM ops.quarantine WHERE version = ?`, []any{v}},
 			{`DELETE FROM ops.withheld_summary WHERE version = ?`, []any{v}},
 			{`DELETE FROM ops.override_applied WHERE version = ?`, []any{v}},
+			{`UPDATE ops.decision SET published_version = NULL WHERE published_version = ?`, []any{v}},
 			{`DELETE FROM ops.run_source WHERE run_id = ?`, []any{runID}},
 			{`UPDATE ops.run SET published_version = NULL WHERE run_id = ? AND published_version = ?`, []any{runID, v}},
 		} {
@@ -490,7 +491,11 @@ func (s *Store) Swap(ctx context.Context, sw store.Swap) error {
 	if unfinished {
 		return fmt.Errorf("swapping in version %d: the version is not finished", sw.Version)
 	}
-	err := s.withSync(ctx, "main", func(w *sql.Conn) error {
+	merges, survivors, err := s.publishedMerges(ctx)
+	if err != nil {
+		return fmt.Errorf("swapping in version %d: %w", sw.Version, err)
+	}
+	err = s.withSync(ctx, "main", func(w *sql.Conn) error {
 		tx, err := w.BeginTx(ctx, nil)
 		if err != nil {
 			return fmt.Errorf("swapping in version %d: %w", sw.Version, err)
@@ -508,6 +513,16 @@ func (s *Store) Swap(ctx context.Context, sw store.Swap) error {
 		}
 		if err := checkVersion(ctx, tx, sw); err != nil {
 			return err
+		}
+		// Merged patients and their survivors, for viewers holding an old id.
+		for _, c := range merges {
+			if c.Kind != store.ChangeMerge || c.From == c.To {
+				continue
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO main.data_patient_merge (version, old_patient_id, patient_id, merged_at)
+				VALUES (?, ?, ?, ?)`, sw.Version, c.From, survivors[c.From], ts(c.At)); err != nil {
+				return fmt.Errorf("swapping in version %d: publishing merged patients: %w", sw.Version, err)
+			}
 		}
 		if err := s.withSync(ctx, "ops", func(o *sql.Conn) error {
 			return inTx(ctx, o, func(otx *sql.Tx) error { return recordSwap(ctx, otx, sw) })
@@ -589,6 +604,10 @@ func recordSwap(ctx context.Context, tx *sql.Tx, sw store.Swap) error {
 	}
 	if err := insertOutcomes(ctx, tx, sw.RunID, sw.Sources); err != nil {
 		return err
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE ops.decision SET published_version = ?
+		WHERE applied_run IS NOT NULL AND published_version IS NULL`, sw.Version); err != nil {
+		return fmt.Errorf("recording published decisions: %w", err)
 	}
 	for _, w := range sw.Withheld {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO ops.withheld_summary (run_id, version, source_id, kind, reason, count)
