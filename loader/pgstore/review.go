@@ -312,15 +312,15 @@ func (v reviews) Decide(ctx context.Context, in store.Decision) (store.Decision,
 
 // pendingDecision is a decision being applied, with its review item.
 type pendingDecision struct {
-	reviewID            int64
-	org, local          string
-	kind                string
-	patient, other      int64
-	assigned, delivery  int64
-	held                string
-	sourceID, file      string
-	line                int
-	merges              bool
+	reviewID           int64
+	org, local         string
+	kind               string
+	patient, other     int64
+	assigned, delivery int64
+	held               string
+	sourceID, file     string
+	line               int
+	merges             bool
 }
 
 func (v reviews) ApplyDecisions(ctx context.Context, runID int64) (int, error) {

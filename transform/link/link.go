@@ -80,9 +80,9 @@ type Linker struct {
 	links    store.Links
 	runID    int64
 	delivery int64 // the delivery being staged, named in review items
-	matcher *match.Matcher
-	auto    float64 // the auto-link threshold, in bits
-	stats   Stats
+	matcher  *match.Matcher
+	auto     float64 // the auto-link threshold, in bits
+	stats    Stats
 }
 
 // Stats counts what a Linker's matching did, for logs: counts only.
