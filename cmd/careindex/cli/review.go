@@ -179,10 +179,10 @@ func printJSON(env Env, name string, v any) int {
 // evidence is the linker's summary of a comparison (transform/link): levels
 // and weights, never values.
 type evidence struct {
-	Decision    string  `json:"decision"`
-	Weight      float64 `json:"weight"`
-	Probability float64 `json:"probability"`
-	Demographic float64 `json:"demographic"`
+	Decision    string   `json:"decision"`
+	Weight      float64  `json:"weight"`
+	Probability float64  `json:"probability"`
+	Demographic float64  `json:"demographic"`
 	Reasons     []string `json:"reasons"`
 	Candidate   *struct {
 		OrgCode string `json:"org_code"`

@@ -34,7 +34,7 @@ func TestReviewShowGolden(t *testing.T) {
 		Candidates: []store.Location{{PatientID: 1003, OrgCode: "D81001", LocalID: "GP0003"}},
 		Decision: &store.Decision{ReviewID: 8, Kind: store.DecideSeparate, OrgCode: "RGT", LocalID: "MRN0077", PatientID: 1120,
 			OtherPatientID: 1003, By: "alice", At: created.Add(7 * time.Hour), Note: "different person, same NHS number keyed twice",
-			Change: &store.PatientChange{Kind: store.ChangeSplit, From: 1003, To: 1120, ReviewID: 8, By: "alice", At: created.Add(7 * time.Hour)},
+			Change:     &store.PatientChange{Kind: store.ChangeSplit, From: 1003, To: 1120, ReviewID: 8, By: "alice", At: created.Add(7 * time.Hour)},
 			AppliedRun: 4, PublishedVersion: 5}}
 	linked := possible
 	linked.Status = store.ReviewLinked
