@@ -382,6 +382,12 @@ func (v reviews) ApplyDecisions(ctx context.Context, runID int64) (int, error) {
 				}
 			}
 		}
+		for f, t := range merged {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO careindex_ops.patient_survivor (from_patient, to_patient) VALUES ($1, $2)
+				ON CONFLICT (from_patient) DO UPDATE SET to_patient = EXCLUDED.to_patient`, f, t); err != nil {
+				return fmt.Errorf("recording surviving patients: %w", err)
+			}
+		}
 		for _, p := range pending {
 			pin := survivor(merged, p.patient)
 			if err := applyPin(ctx, tx, p, pin); err != nil {

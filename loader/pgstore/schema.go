@@ -195,6 +195,14 @@ CREATE TABLE IF NOT EXISTS careindex_ops.decision (
 );
 CREATE INDEX IF NOT EXISTS decision_record ON careindex_ops.decision (org_code, local_id);
 
+-- Each merged patient and the patient that survives it at the end of its
+-- chain of merges (applied decisions only): staged rows that still carry a
+-- merged id are published under the survivor.
+CREATE TABLE IF NOT EXISTS careindex_ops.patient_survivor (
+	from_patient bigint PRIMARY KEY,
+	to_patient   bigint NOT NULL
+);
+
 -- Merges and splits of patients that decisions made.
 CREATE TABLE IF NOT EXISTS careindex_ops.patient_change (
 	change_id    bigserial PRIMARY KEY,

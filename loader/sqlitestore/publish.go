@@ -391,12 +391,32 @@ func (v *version) Abort(ctx context.Context) error {
 	return v.s.abandon(context.WithoutCancel(ctx), v.n)
 }
 
-// StreamPersons streams the unmerged staged persons of deliveries.
+// survivors returns the SQL that resolves the patient id expression pid
+// through ops.patient_survivor (a staged row may still carry a merged id,
+// see Reviews), or pid itself when no patient was ever merged.
+func (s *Store) survivors(ctx context.Context, pid string) (string, error) {
+	var some bool
+	if err := s.db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM ops.patient_survivor)`).Scan(&some); err != nil {
+		return "", fmt.Errorf("reading merged patients: %w", err)
+	}
+	if !some {
+		return pid, nil
+	}
+	return `COALESCE((SELECT m.to_patient FROM ops.patient_survivor m WHERE m.from_patient = ` + pid + `), ` + pid + `)`, nil
+}
+
+// StreamPersons streams the unmerged staged persons of deliveries, each
+// under its patient's survivor if that patient was merged.
 func (s *Store) StreamPersons(ctx context.Context, deliveries []int64, fn func(store.StagedPerson) error) error {
-	rows, err := s.db.QueryContext(ctx, `SELECT delivery_id, source_id, file, line, org_code, local_id, nhs_number, family_name,
-			given_name, COALESCE(date_of_birth, ''), sex, postcode, gp_practice, sensitive, objection, address, email, phone, patient_id
-		FROM ops.staged_person WHERE delivery_id IN (`+idList(deliveries)+`) AND merged = 0
-		ORDER BY patient_id, delivery_id, line`)
+	pid, err := s.survivors(ctx, "sp.patient_id")
+	if err != nil {
+		return err
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT sp.delivery_id, sp.source_id, sp.file, sp.line, sp.org_code, sp.local_id, sp.nhs_number,
+			sp.family_name, sp.given_name, COALESCE(sp.date_of_birth, ''), sp.sex, sp.postcode, sp.gp_practice, sp.sensitive, sp.objection,
+			sp.address, sp.email, sp.phone, `+pid+` AS pid
+		FROM ops.staged_person sp WHERE sp.delivery_id IN (`+idList(deliveries)+`) AND sp.merged = 0
+		ORDER BY pid, sp.delivery_id, sp.line`)
 	if err != nil {
 		return fmt.Errorf("reading staged persons: %w", err)
 	}
@@ -422,9 +442,13 @@ func (s *Store) StreamPersons(ctx context.Context, deliveries []int64, fn func(s
 // the patient their person links to (the person in the lowest-numbered of
 // the person deliveries, as in pgstore).
 func (s *Store) StreamItems(ctx context.Context, itemDeliveries, personDeliveries []int64, fn func(store.StagedItem) error) error {
+	pid, err := s.survivors(ctx, "sp.patient_id")
+	if err != nil {
+		return err
+	}
 	rows, err := s.db.QueryContext(ctx, `SELECT i.delivery_id, i.source_id, i.file, i.line, i.org_code, i.local_id, i.item_id,
 			i.kind, i.code_system, i.code, i.display, COALESCE(i.start_date, ''), COALESCE(i.end_date, ''), i.status,
-			COALESCE((SELECT sp.patient_id FROM ops.staged_person sp
+			COALESCE((SELECT `+pid+` FROM ops.staged_person sp
 				WHERE sp.org_code = i.org_code AND sp.local_id = i.local_id AND sp.delivery_id IN (`+idList(personDeliveries)+`)
 					AND sp.merged = 0
 				ORDER BY sp.delivery_id LIMIT 1), 0) AS pid

@@ -299,6 +299,12 @@ CREATE TABLE IF NOT EXISTS ops.decision (
 );
 CREATE INDEX IF NOT EXISTS ops.decision_record ON decision (org_code, local_id);
 
+-- Each merged patient and its survivor (as in pgstore).
+CREATE TABLE IF NOT EXISTS ops.patient_survivor (
+	from_patient INTEGER PRIMARY KEY,
+	to_patient   INTEGER NOT NULL
+) WITHOUT ROWID;
+
 -- Merges and splits of patients that decisions made.
 CREATE TABLE IF NOT EXISTS ops.patient_change (
 	change_id    INTEGER PRIMARY KEY AUTOINCREMENT,

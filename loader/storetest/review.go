@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/careindex/careindex/loader/store"
+	"github.com/careindex/careindex/transform/record"
 )
 
 // decisionsDelivery stages the delivery of testDecisions: L1 linked to x,
@@ -109,10 +110,10 @@ func testDecisions(t *testing.T, b *Backend) {
 	r2, r3, r4, r5 := byLocal["L2"], byLocal["L3"], byLocal["L4"], byLocal["L5"]
 	equal(t, "possible match item", []any{r2.PatientID, r2.Assigned, r2.Held(), r2.Line}, []any{x, a, false, 3})
 	equal(t, "held item", []any{r3.PatientID, r3.Assigned, r3.Held()}, []any{x, int64(0), true})
-	item := try(rv.ReviewItem(ctx, r2.ID)).must(t)
-	equal(t, "candidate locations", item.Candidates, []store.Location{{PatientID: x, OrgCode: "A81001", LocalID: "L1"}})
-	if item.Evidence == "" || item.Decision != nil {
-		t.Fatalf("review item %+v", item)
+	ri := try(rv.ReviewItem(ctx, r2.ID)).must(t)
+	equal(t, "candidate locations", ri.Candidates, []store.Location{{PatientID: x, OrgCode: "A81001", LocalID: "L1"}})
+	if ri.Evidence == "" || ri.Decision != nil {
+		t.Fatalf("review item %+v", ri)
 	}
 	_, err := rv.ReviewItem(ctx, 987654)
 	wantErr(t, err, store.ErrNoReview, "an unknown review item")
@@ -195,9 +196,9 @@ func testDecisions(t *testing.T, b *Backend) {
 	equal(t, "pending decisions after publishing", try(rv.PendingDecisions(ctx)).must(t), 0)
 	snap := b.Published(t)
 	equal(t, "published merges", snap.Merges, []MergeRow{{OldPatientID: a, PatientID: x, MergedAt: at}, {OldPatientID: bb, PatientID: x, MergedAt: at}})
-	item = try(rv.ReviewItem(ctx, r4.ID)).must(t)
-	if item.Decision == nil || item.Decision.AppliedRun != run || item.Decision.PublishedVersion != v2 || item.Decision.Change == nil {
-		t.Fatalf("decision after publishing: %+v", item.Decision)
+	ri = try(rv.ReviewItem(ctx, r4.ID)).must(t)
+	if ri.Decision == nil || ri.Decision.AppliedRun != run || ri.Decision.PublishedVersion != v2 || ri.Decision.Change == nil {
+		t.Fatalf("decision after publishing: %+v", ri.Decision)
 	}
 	changes := try(rv.PatientChanges(ctx)).must(t)
 	var kinds []string
@@ -205,6 +206,22 @@ func testDecisions(t *testing.T, b *Backend) {
 		kinds = append(kinds, c.Kind+":"+c.By)
 	}
 	equal(t, "patient changes", kinds, []string{"merge:reviewer", "split:reviewer", "merge:reviewer"})
+
+	// A row staged later with a merged patient's id (a concurrent
+	// extract-only run that read the links before the merge) is streamed
+	// under the survivor, and so are its care items.
+	run = startRun(t, s, "run", "gp2")
+	late := person("gp2", "B82001", "L7", 2, a, "", "SEVEN")
+	d2 := stage(t, s, run, store.Delivery{SourceID: "gp2", OrgCode: "B82001", Kind: "persons", Name: "p2.csv", Hash: "h2", ReceivedAt: recv},
+		[]store.StagedPerson{late}, nil, nil, 1)
+	items := stage(t, s, run, store.Delivery{SourceID: "gp2-items", OrgCode: "B82001", Kind: "care_items", Name: "i2.csv", Hash: "i2",
+		ReceivedAt: recv}, nil, []record.CareItem{item("gp2-items", "B82001", "L7", 2, "I1", "C1", "2026-01-01")}, nil, 1)
+	finishRun(t, s, run)
+	late.DeliveryID, late.PatientID = d2.ID, x
+	equal(t, "a late row of a merged patient", streamPersons(t, s, d2.ID), []store.StagedPerson{late})
+	if got := streamItems(t, s, []int64{items.ID}, []int64{d2.ID}); len(got) != 1 || got[0].PatientID != x {
+		t.Fatalf("care items of a late row of a merged patient: %+v, want patient %d", got, x)
+	}
 
 	// A link that would merge patients a decision kept apart is refused.
 	noErr(t, s.Links().AddReviews(ctx, []store.Review{{RunID: run, SourceID: "gp", OrgCode: "A81001", LocalID: "L9", PatientID: x, Assigned: q,
