@@ -185,15 +185,17 @@ func mustInt(t *testing.T, s string) int64 {
 
 func TestReviewDecisions(t *testing.T) {
 	t.Parallel()
-	for _, backend := range []string{"sqlite", "postgres"} {
-		t.Run(backend, func(t *testing.T) {
+	// The decisions take effect at the next run, or at a publish that
+	// extracts nothing.
+	for _, tc := range []struct{ backend, next string }{{"sqlite", "publish"}, {"postgres", "run"}} {
+		t.Run(tc.backend, func(t *testing.T) {
 			t.Parallel()
-			testReviewDecisions(t, backend)
+			testReviewDecisions(t, tc.backend, tc.next)
 		})
 	}
 }
 
-func testReviewDecisions(t *testing.T, backend string) {
+func testReviewDecisions(t *testing.T, backend, next string) {
 	dir := t.TempDir()
 	write := func(rel, content string) {
 		t.Helper()
@@ -340,7 +342,7 @@ func testReviewDecisions(t *testing.T, backend string) {
 	}
 
 	// Night 2: the same deliveries publish the decisions.
-	out := run("run").stdout
+	out := run(next).stdout
 	if !strings.Contains(out, "Published version") {
 		t.Fatalf("the decisions did not make a new version:\n%s", out)
 	}
