@@ -121,23 +121,6 @@ func (l links) SaveLocal(ctx context.Context, org string, m map[string]int64) er
 	return nil
 }
 
-func (l links) AddReviews(ctx context.Context, rs []store.Review) error {
-	for _, r := range rs {
-		var assigned any
-		if r.Assigned != 0 {
-			assigned = r.Assigned
-		}
-		if _, err := l.s.db.ExecContext(ctx, `INSERT INTO careindex_ops.review
-			(run_id, source_id, org_code, local_id, nhs_number, patient_id, reason, file, line, assigned_patient_id, evidence)
-			VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)
-			ON CONFLICT (org_code, local_id, nhs_number) DO NOTHING`,
-			r.RunID, r.SourceID, r.OrgCode, r.LocalID, r.NHSNumber, r.PatientID, r.Reason, r.File, r.Line, assigned, r.Evidence); err != nil {
-			return fmt.Errorf("adding review item: %w", err)
-		}
-	}
-	return nil
-}
-
 func (l links) NHSOfPatients(ctx context.Context, ids []int64) (map[int64][]string, error) {
 	out := map[int64][]string{}
 	if len(ids) == 0 {

@@ -193,12 +193,32 @@ func (v *version) Abort(ctx context.Context) error {
 	return v.s.dropVersionTables(ctx, v.n, false)
 }
 
-// StreamPersons streams the unmerged staged persons of deliveries.
+// survivors returns the SQL that resolves the patient id expression pid
+// through careindex_ops.patient_survivor (a staged row may still carry a
+// merged id, see Reviews), or pid itself when no patient was ever merged.
+func (s *Store) survivors(ctx context.Context, pid string) (string, error) {
+	var some bool
+	if err := s.db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM careindex_ops.patient_survivor)`).Scan(&some); err != nil {
+		return "", fmt.Errorf("reading merged patients: %w", err)
+	}
+	if !some {
+		return pid, nil
+	}
+	return `COALESCE((SELECT m.to_patient FROM careindex_ops.patient_survivor m WHERE m.from_patient = ` + pid + `), ` + pid + `)`, nil
+}
+
+// StreamPersons streams the unmerged staged persons of deliveries, each
+// under its patient's survivor if that patient was merged.
 func (s *Store) StreamPersons(ctx context.Context, deliveries []int64, fn func(store.StagedPerson) error) error {
-	rows, err := s.db.QueryContext(ctx, `SELECT delivery_id, source_id, file, line, org_code, local_id, nhs_number, family_name,
-			given_name, COALESCE(to_char(date_of_birth, 'YYYY-MM-DD'), ''), sex, postcode, gp_practice, sensitive, objection, address, email, phone, patient_id
-		FROM careindex_ops.staged_person WHERE delivery_id = ANY($1) AND NOT merged
-		ORDER BY patient_id, delivery_id, line`, pq.Array(deliveries))
+	pid, err := s.survivors(ctx, "sp.patient_id")
+	if err != nil {
+		return err
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT sp.delivery_id, sp.source_id, sp.file, sp.line, sp.org_code, sp.local_id, sp.nhs_number,
+			sp.family_name, sp.given_name, COALESCE(to_char(sp.date_of_birth, 'YYYY-MM-DD'), ''), sp.sex, sp.postcode, sp.gp_practice,
+			sp.sensitive, sp.objection, sp.address, sp.email, sp.phone, `+pid+` AS pid
+		FROM careindex_ops.staged_person sp WHERE sp.delivery_id = ANY($1) AND NOT sp.merged
+		ORDER BY pid, sp.delivery_id, sp.line`, pq.Array(deliveries))
 	if err != nil {
 		return fmt.Errorf("reading staged persons: %w", err)
 	}
@@ -222,9 +242,13 @@ func (s *Store) StreamPersons(ctx context.Context, deliveries []int64, fn func(s
 // StreamItems streams the unmerged staged care items of deliveries with
 // the patient their person links to.
 func (s *Store) StreamItems(ctx context.Context, itemDeliveries, personDeliveries []int64, fn func(store.StagedItem) error) error {
+	pid, err := s.survivors(ctx, "p.patient_id")
+	if err != nil {
+		return err
+	}
 	rows, err := s.db.QueryContext(ctx, `SELECT i.delivery_id, i.source_id, i.file, i.line, i.org_code, i.local_id, i.item_id, i.kind,
 			i.code_system, i.code, i.display, COALESCE(to_char(i.start_date, 'YYYY-MM-DD'), ''),
-			COALESCE(to_char(i.end_date, 'YYYY-MM-DD'), ''), i.status, COALESCE(p.patient_id, 0) AS pid
+			COALESCE(to_char(i.end_date, 'YYYY-MM-DD'), ''), i.status, COALESCE(`+pid+`, 0) AS pid
 		FROM careindex_ops.staged_item i
 		LEFT JOIN LATERAL (SELECT sp.patient_id FROM careindex_ops.staged_person sp
 			WHERE sp.delivery_id = ANY($2) AND sp.org_code = i.org_code AND sp.local_id = i.local_id AND NOT sp.merged
@@ -265,6 +289,9 @@ func (s *Store) Swap(ctx context.Context, sw store.Swap) error {
 			return fmt.Errorf("locking live pointer: %w", err)
 		}
 		if err := checkVersion(ctx, tx, sw); err != nil {
+			return err
+		}
+		if err := publishDecisions(ctx, tx, sw.Version); err != nil {
 			return err
 		}
 		for _, t := range publishedTables {
@@ -579,4 +606,29 @@ func (s *Store) Status(ctx context.Context, n int) (store.Status, error) {
 	}
 	slices.SortFunc(st.Sources, func(a, b store.SourceState) int { return strings.Compare(a.SourceID, b.SourceID) })
 	return st, srows.Err()
+}
+
+// publishDecisions fills the version's patient_merge with every patient
+// merged by an applied decision and the patient that survives it, and
+// marks the applied decisions published in the version.
+func publishDecisions(ctx context.Context, tx *sql.Tx, v int64) error {
+	all, err := changes(ctx, tx, true)
+	if err != nil {
+		return err
+	}
+	final := store.ResolveMerges(all)
+	for _, c := range all {
+		if c.Kind != store.ChangeMerge || c.From == c.To {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO `+partition("patient_merge", v)+` (version, old_patient_id, patient_id, merged_at)
+			VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`, v, c.From, final[c.From], c.At); err != nil {
+			return fmt.Errorf("publishing merged patients: %w", err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE careindex_ops.decision SET published_version = $1
+		WHERE applied_run IS NOT NULL AND published_version IS NULL`, v); err != nil {
+		return fmt.Errorf("recording published decisions: %w", err)
+	}
+	return nil
 }

@@ -172,6 +172,47 @@ CREATE TABLE IF NOT EXISTS careindex_ops.review (
 );
 ALTER TABLE careindex_ops.review ADD COLUMN IF NOT EXISTS assigned_patient_id bigint;
 ALTER TABLE careindex_ops.review ADD COLUMN IF NOT EXISTS evidence text NOT NULL DEFAULT '';
+-- The delivery that last held the record, and the held record as
+-- normalised (JSON; patient data), so that a decision can stage it.
+ALTER TABLE careindex_ops.review ADD COLUMN IF NOT EXISTS delivery_id bigint;
+ALTER TABLE careindex_ops.review ADD COLUMN IF NOT EXISTS held_record text NOT NULL DEFAULT '';
+
+-- Manual decisions on review items: the record (org_code, local_id) is
+-- pinned to patient_id in every later run. applied_run is the publishing
+-- run that applied it, published_version the first version it is in.
+CREATE TABLE IF NOT EXISTS careindex_ops.decision (
+	review_id         bigint PRIMARY KEY REFERENCES careindex_ops.review,
+	org_code          text NOT NULL,
+	local_id          text NOT NULL,
+	kind              text NOT NULL CHECK (kind IN ('link', 'separate')),
+	patient_id        bigint NOT NULL,
+	other_patient_id  bigint,
+	decided_by        text NOT NULL,
+	decided_at        timestamptz NOT NULL,
+	note              text NOT NULL DEFAULT '',
+	applied_run       bigint,
+	published_version bigint
+);
+CREATE INDEX IF NOT EXISTS decision_record ON careindex_ops.decision (org_code, local_id);
+
+-- Each merged patient and the patient that survives it at the end of its
+-- chain of merges (applied decisions only): staged rows that still carry a
+-- merged id are published under the survivor.
+CREATE TABLE IF NOT EXISTS careindex_ops.patient_survivor (
+	from_patient bigint PRIMARY KEY,
+	to_patient   bigint NOT NULL
+);
+
+-- Merges and splits of patients that decisions made.
+CREATE TABLE IF NOT EXISTS careindex_ops.patient_change (
+	change_id    bigserial PRIMARY KEY,
+	kind         text NOT NULL CHECK (kind IN ('merge', 'split')),
+	from_patient bigint NOT NULL,
+	to_patient   bigint NOT NULL,
+	review_id    bigint NOT NULL REFERENCES careindex_ops.review,
+	decided_by   text NOT NULL,
+	decided_at   timestamptz NOT NULL
+);
 
 -- Probabilistic matching state: each linked person record's matching
 -- fields and patient (match_record), the blocking keys it is filed under
@@ -309,6 +350,15 @@ CREATE TABLE IF NOT EXISTS careindex_data.organisation (
 ) PARTITION BY LIST (version);
 CREATE UNIQUE INDEX IF NOT EXISTS organisation_pk ON careindex_data.organisation (version, org_code);
 
+-- Every merged patient id of a version with the patient that survives it.
+CREATE TABLE IF NOT EXISTS careindex_data.patient_merge (
+	version        bigint NOT NULL,
+	old_patient_id bigint NOT NULL,
+	patient_id     bigint NOT NULL,
+	merged_at      timestamptz NOT NULL
+) PARTITION BY LIST (version);
+CREATE UNIQUE INDEX IF NOT EXISTS patient_merge_pk ON careindex_data.patient_merge (version, old_patient_id);
+
 CREATE OR REPLACE VIEW careindex.patient AS
 	SELECT patient_id, nhs_number, family_name, given_name, date_of_birth, sex, postcode, gp_practice, status
 	FROM careindex_data.patient WHERE version = (SELECT version FROM careindex_data.live);
@@ -321,6 +371,9 @@ CREATE OR REPLACE VIEW careindex.care_item AS
 CREATE OR REPLACE VIEW careindex.organisation AS
 	SELECT org_code, name, org_type, last_delivery_at, stale
 	FROM careindex_data.organisation WHERE version = (SELECT version FROM careindex_data.live);
+CREATE OR REPLACE VIEW careindex.patient_merge AS
+	SELECT old_patient_id, patient_id, merged_at
+	FROM careindex_data.patient_merge WHERE version = (SELECT version FROM careindex_data.live);
 CREATE OR REPLACE VIEW careindex.publication AS
 	SELECT v.version, v.run_id, v.published_at,
 	       v.version = (SELECT version FROM careindex_data.live) AS live
@@ -346,6 +399,7 @@ var (
 		{"record_location", []string{"UNIQUE (version, org_code, local_id)", "(version, patient_id)"}},
 		{"care_item", []string{"(version, patient_id)"}},
 		{"organisation", []string{"UNIQUE (version, org_code)"}},
+		{"patient_merge", []string{"UNIQUE (version, old_patient_id)"}},
 	}
 )
 

@@ -229,3 +229,6 @@ func (st *stager) Abort(ctx context.Context) error {
 	st.persons, st.items, st.rejects = nil, nil, nil
 	return st.s.discard(context.WithoutCancel(ctx), `SELECT $1::bigint`, st.d.ID)
 }
+
+// DeliveryID is the id of the delivery being staged.
+func (st *stager) DeliveryID() int64 { return st.d.ID }

@@ -158,21 +158,6 @@ func (l links) SaveLocal(ctx context.Context, org string, m map[string]int64) er
 		len(locals), func(i int) []any { return []any{org, locals[i], ids[i]} })
 }
 
-// AddReviews queues records for review; a record already queued (same
-// organisation, local id and NHS number) is not queued again.
-func (l links) AddReviews(ctx context.Context, rs []store.Review) error {
-	now := ts(time.Now())
-	return l.batch(ctx, "adding review items", `INSERT INTO ops.review
-		(run_id, source_id, org_code, local_id, nhs_number, patient_id, reason, file, line, created_at, assigned_patient_id, evidence)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (org_code, local_id, nhs_number) DO NOTHING`,
-		len(rs), func(i int) []any {
-			r := rs[i]
-			return []any{r.RunID, r.SourceID, r.OrgCode, r.LocalID, r.NHSNumber, r.PatientID, r.Reason, r.File, r.Line, now,
-				nullID(r.Assigned), r.Evidence}
-		})
-}
-
 func (l links) NHSOfPatients(ctx context.Context, ids []int64) (map[int64][]string, error) {
 	out := map[int64][]string{}
 	if len(ids) == 0 {

@@ -107,7 +107,7 @@ func (s *Store) abandon(ctx context.Context, v int64) error {
 	return s.recoverSwaps(ctx)
 }
 
-var dataTables = []string{"data_patient", "data_record_location", "data_care_item", "data_organisation"}
+var dataTables = []string{"data_patient", "data_record_location", "data_care_item", "data_organisation", "data_patient_merge"}
 
 func deleteVersionRows(ctx context.Context, tx *sql.Tx, v int64) error {
 	for _, t := range dataTables {
@@ -169,6 +169,7 @@ func (s *Store) undoSwapLedger(ctx context.Context, v, runID int64) error {
 			{`DELETE FROM ops.quarantine WHERE version = ?`, []any{v}},
 			{`DELETE FROM ops.withheld_summary WHERE version = ?`, []any{v}},
 			{`DELETE FROM ops.override_applied WHERE version = ?`, []any{v}},
+			{`UPDATE ops.decision SET published_version = NULL WHERE published_version = ?`, []any{v}},
 			{`DELETE FROM ops.run_source WHERE run_id = ?`, []any{runID}},
 			{`UPDATE ops.run SET published_version = NULL WHERE run_id = ? AND published_version = ?`, []any{runID, v}},
 		} {
@@ -390,12 +391,32 @@ func (v *version) Abort(ctx context.Context) error {
 	return v.s.abandon(context.WithoutCancel(ctx), v.n)
 }
 
-// StreamPersons streams the unmerged staged persons of deliveries.
+// survivors returns the SQL that resolves the patient id expression pid
+// through ops.patient_survivor (a staged row may still carry a merged id,
+// see Reviews), or pid itself when no patient was ever merged.
+func (s *Store) survivors(ctx context.Context, pid string) (string, error) {
+	var some bool
+	if err := s.db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM ops.patient_survivor)`).Scan(&some); err != nil {
+		return "", fmt.Errorf("reading merged patients: %w", err)
+	}
+	if !some {
+		return pid, nil
+	}
+	return `COALESCE((SELECT m.to_patient FROM ops.patient_survivor m WHERE m.from_patient = ` + pid + `), ` + pid + `)`, nil
+}
+
+// StreamPersons streams the unmerged staged persons of deliveries, each
+// under its patient's survivor if that patient was merged.
 func (s *Store) StreamPersons(ctx context.Context, deliveries []int64, fn func(store.StagedPerson) error) error {
-	rows, err := s.db.QueryContext(ctx, `SELECT delivery_id, source_id, file, line, org_code, local_id, nhs_number, family_name,
-			given_name, COALESCE(date_of_birth, ''), sex, postcode, gp_practice, sensitive, objection, address, email, phone, patient_id
-		FROM ops.staged_person WHERE delivery_id IN (`+idList(deliveries)+`) AND merged = 0
-		ORDER BY patient_id, delivery_id, line`)
+	pid, err := s.survivors(ctx, "sp.patient_id")
+	if err != nil {
+		return err
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT sp.delivery_id, sp.source_id, sp.file, sp.line, sp.org_code, sp.local_id, sp.nhs_number,
+			sp.family_name, sp.given_name, COALESCE(sp.date_of_birth, ''), sp.sex, sp.postcode, sp.gp_practice, sp.sensitive, sp.objection,
+			sp.address, sp.email, sp.phone, `+pid+` AS pid
+		FROM ops.staged_person sp WHERE sp.delivery_id IN (`+idList(deliveries)+`) AND sp.merged = 0
+		ORDER BY pid, sp.delivery_id, sp.line`)
 	if err != nil {
 		return fmt.Errorf("reading staged persons: %w", err)
 	}
@@ -421,9 +442,13 @@ func (s *Store) StreamPersons(ctx context.Context, deliveries []int64, fn func(s
 // the patient their person links to (the person in the lowest-numbered of
 // the person deliveries, as in pgstore).
 func (s *Store) StreamItems(ctx context.Context, itemDeliveries, personDeliveries []int64, fn func(store.StagedItem) error) error {
+	pid, err := s.survivors(ctx, "sp.patient_id")
+	if err != nil {
+		return err
+	}
 	rows, err := s.db.QueryContext(ctx, `SELECT i.delivery_id, i.source_id, i.file, i.line, i.org_code, i.local_id, i.item_id,
 			i.kind, i.code_system, i.code, i.display, COALESCE(i.start_date, ''), COALESCE(i.end_date, ''), i.status,
-			COALESCE((SELECT sp.patient_id FROM ops.staged_person sp
+			COALESCE((SELECT `+pid+` FROM ops.staged_person sp
 				WHERE sp.org_code = i.org_code AND sp.local_id = i.local_id AND sp.delivery_id IN (`+idList(personDeliveries)+`)
 					AND sp.merged = 0
 				ORDER BY sp.delivery_id LIMIT 1), 0) AS pid
@@ -490,7 +515,11 @@ func (s *Store) Swap(ctx context.Context, sw store.Swap) error {
 	if unfinished {
 		return fmt.Errorf("swapping in version %d: the version is not finished", sw.Version)
 	}
-	err := s.withSync(ctx, "main", func(w *sql.Conn) error {
+	merges, survivors, err := s.publishedMerges(ctx)
+	if err != nil {
+		return fmt.Errorf("swapping in version %d: %w", sw.Version, err)
+	}
+	err = s.withSync(ctx, "main", func(w *sql.Conn) error {
 		tx, err := w.BeginTx(ctx, nil)
 		if err != nil {
 			return fmt.Errorf("swapping in version %d: %w", sw.Version, err)
@@ -508,6 +537,16 @@ func (s *Store) Swap(ctx context.Context, sw store.Swap) error {
 		}
 		if err := checkVersion(ctx, tx, sw); err != nil {
 			return err
+		}
+		// Merged patients and their survivors, for viewers holding an old id.
+		for _, c := range merges {
+			if c.Kind != store.ChangeMerge || c.From == c.To {
+				continue
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO main.data_patient_merge (version, old_patient_id, patient_id, merged_at)
+				VALUES (?, ?, ?, ?)`, sw.Version, c.From, survivors[c.From], ts(c.At)); err != nil {
+				return fmt.Errorf("swapping in version %d: publishing merged patients: %w", sw.Version, err)
+			}
 		}
 		if err := s.withSync(ctx, "ops", func(o *sql.Conn) error {
 			return inTx(ctx, o, func(otx *sql.Tx) error { return recordSwap(ctx, otx, sw) })
@@ -589,6 +628,10 @@ func recordSwap(ctx context.Context, tx *sql.Tx, sw store.Swap) error {
 	}
 	if err := insertOutcomes(ctx, tx, sw.RunID, sw.Sources); err != nil {
 		return err
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE ops.decision SET published_version = ?
+		WHERE applied_run IS NOT NULL AND published_version IS NULL`, sw.Version); err != nil {
+		return fmt.Errorf("recording published decisions: %w", err)
 	}
 	for _, w := range sw.Withheld {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO ops.withheld_summary (run_id, version, source_id, kind, reason, count)

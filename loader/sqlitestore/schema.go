@@ -2,12 +2,13 @@ package sqlitestore
 
 // schemaVersion is recorded in PRAGMA user_version of both files; Migrate
 // does nothing (and takes no write lock) when both are current.
-const schemaVersion = 2
+const schemaVersion = 3
 
 // Schema history: version 2 added the match state (match_record, match_key,
 // match_meta), staged_person.email and .phone, run_source.duplicates and
-// review.assigned_patient_id and .evidence; addColumns brings a version 1
-// ops file up to date.
+// review.assigned_patient_id and .evidence; version 3 added decisions
+// (decision, patient_change, review.delivery_id and .held_record) and the
+// published patient_merge; addColumns brings an older ops file up to date.
 
 // publishedSchema is the published file (attached as main). It holds only
 // what a viewer may read: the versioned rows, the live pointer, the list of
@@ -83,6 +84,18 @@ CREATE TABLE IF NOT EXISTS main.data_organisation (
 	PRIMARY KEY (version, org_code)
 ) WITHOUT ROWID;
 
+-- Every merged patient id of a version with the patient that survives it.
+CREATE TABLE IF NOT EXISTS main.data_patient_merge (
+	version        INTEGER NOT NULL,
+	old_patient_id INTEGER NOT NULL,
+	patient_id     INTEGER NOT NULL,
+	merged_at      TEXT NOT NULL,
+	PRIMARY KEY (version, old_patient_id)
+) WITHOUT ROWID;
+
+CREATE VIEW IF NOT EXISTS main.patient_merge AS
+	SELECT old_patient_id, patient_id, merged_at
+	FROM data_patient_merge WHERE version = (SELECT version FROM live);
 CREATE VIEW IF NOT EXISTS main.patient AS
 	SELECT patient_id, nhs_number, family_name, given_name, date_of_birth, sex, postcode, gp_practice, status
 	FROM data_patient WHERE version = (SELECT version FROM live);
@@ -264,7 +277,43 @@ CREATE TABLE IF NOT EXISTS ops.review (
 	created_at TEXT NOT NULL,
 	assigned_patient_id INTEGER,
 	evidence   TEXT NOT NULL DEFAULT '',
+	delivery_id INTEGER,                   -- the delivery that last held the record
+	held_record TEXT NOT NULL DEFAULT '', -- the held record as normalised (JSON; patient data)
 	UNIQUE (org_code, local_id, nhs_number)
+);
+
+-- Manual decisions on review items (as in pgstore): the record is pinned
+-- to patient_id in every later run.
+CREATE TABLE IF NOT EXISTS ops.decision (
+	review_id         INTEGER PRIMARY KEY REFERENCES review (review_id),
+	org_code          TEXT NOT NULL,
+	local_id          TEXT NOT NULL,
+	kind              TEXT NOT NULL CHECK (kind IN ('link', 'separate')),
+	patient_id        INTEGER NOT NULL,
+	other_patient_id  INTEGER,
+	decided_by        TEXT NOT NULL,
+	decided_at        TEXT NOT NULL,
+	note              TEXT NOT NULL DEFAULT '',
+	applied_run       INTEGER,
+	published_version INTEGER
+);
+CREATE INDEX IF NOT EXISTS ops.decision_record ON decision (org_code, local_id);
+
+-- Each merged patient and its survivor (as in pgstore).
+CREATE TABLE IF NOT EXISTS ops.patient_survivor (
+	from_patient INTEGER PRIMARY KEY,
+	to_patient   INTEGER NOT NULL
+) WITHOUT ROWID;
+
+-- Merges and splits of patients that decisions made.
+CREATE TABLE IF NOT EXISTS ops.patient_change (
+	change_id    INTEGER PRIMARY KEY AUTOINCREMENT,
+	kind         TEXT NOT NULL CHECK (kind IN ('merge', 'split')),
+	from_patient INTEGER NOT NULL,
+	to_patient   INTEGER NOT NULL,
+	review_id    INTEGER NOT NULL REFERENCES review (review_id),
+	decided_by   TEXT NOT NULL,
+	decided_at   TEXT NOT NULL
 );
 
 -- Probabilistic matching state (as in pgstore): each linked person record's
@@ -359,4 +408,6 @@ var addedColumns = []struct{ table, column, decl string }{
 	{"staged_person", "phone", "TEXT NOT NULL DEFAULT ''"},
 	{"review", "assigned_patient_id", "INTEGER"},
 	{"review", "evidence", "TEXT NOT NULL DEFAULT ''"},
+	{"review", "delivery_id", "INTEGER"},
+	{"review", "held_record", "TEXT NOT NULL DEFAULT ''"},
 }

@@ -224,13 +224,15 @@ func TestPublishedFileHoldsNoOpsData(t *testing.T) {
 		return out
 	}
 	got := names(viewer(t, path))
-	want := []string{"care_item", "data_care_item", "data_organisation", "data_patient", "data_patient_nhs",
-		"data_record_location", "data_record_location_key", "live", "organisation", "patient", "publication", "record_location", "version"}
+	want := []string{"care_item", "data_care_item", "data_organisation", "data_patient", "data_patient_merge", "data_patient_nhs",
+		"data_record_location", "data_record_location_key", "live", "organisation", "patient", "patient_merge", "publication",
+		"record_location", "version"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("published file objects:\n got %v\nwant %v", got, want)
 	}
 	ops := viewer(t, sqlitestore.OpsPath(path))
-	for _, table := range []string{"run", "run_source", "quarantine", "staged_person", "nhs_link", "local_link", "review"} {
+	for _, table := range []string{"run", "run_source", "quarantine", "staged_person", "nhs_link", "local_link", "review", "decision",
+		"patient_change"} {
 		if !slices.Contains(names(ops), table) {
 			t.Fatalf("the ops file has no %s table", table)
 		}

@@ -272,3 +272,6 @@ func applyDelta(ctx context.Context, tx *sql.Tx, id, base int64) (carried, delet
 	}
 	return carried, deletions, nil
 }
+
+// DeliveryID is the id of the delivery being staged.
+func (st *stager) DeliveryID() int64 { return st.d.ID }

@@ -16,6 +16,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/careindex/careindex/transform/match"
@@ -57,6 +58,9 @@ type Store interface {
 
 	// Links gives the linker its persistent state.
 	Links() Links
+	// Reviews gives the review queue, the manual decisions taken on it and
+	// the merges and splits they made.
+	Reviews() Reviews
 
 	// BeginVersion starts building a new published version.
 	BeginVersion(ctx context.Context, runID int64) (Version, error)
@@ -197,6 +201,8 @@ type Stager interface {
 	Commit(ctx context.Context, rowsIn int) (Delivery, error)
 	// Abort discards the staged rows.
 	Abort(ctx context.Context) error
+	// DeliveryID is the id of the delivery being staged.
+	DeliveryID() int64
 }
 
 // Link is the persistent link of one NHS number.
@@ -226,6 +232,13 @@ type Review struct {
 	// weight, probability, reasons and each field's comparison level and
 	// weight). It holds no patient values.
 	Evidence string
+	// DeliveryID is the delivery being staged when the record was seen
+	// (0: unknown).
+	DeliveryID int64
+	// Held, for a record held and not published (Assigned 0), is the
+	// record as normalised, kept in the ops schema so that a decision can
+	// stage it into DeliveryID without the delivery being read again.
+	Held *record.Person
 }
 
 // Links is the persistent link state.
@@ -235,7 +248,15 @@ type Links interface {
 	NewPatientIDs(ctx context.Context, n int) ([]int64, error)
 	SaveNHS(ctx context.Context, links map[string]Link) error
 	SaveLocal(ctx context.Context, org string, links map[string]int64) error
+	// AddReviews queues review items. A record already in the queue
+	// (same organisation, local id and NHS number) keeps its item; while
+	// the item is open it is brought up to date (run, delivery, file,
+	// line, evidence, held record).
 	AddReviews(ctx context.Context, rs []Review) error
+	// Pins returns the patient a manual decision pinned each of the
+	// organisation's local ids to (see Decision); ids without one are
+	// absent.
+	Pins(ctx context.Context, org string, localIDs []string) (map[string]int64, error)
 	// NHSOfPatients returns every NHS number linked to each patient.
 	NHSOfPatients(ctx context.Context, patientIDs []int64) (map[int64][]string, error)
 
@@ -477,4 +498,171 @@ type Status struct {
 	Live    *Publication  `json:"live,omitempty"`
 	Runs    []RunSummary  `json:"runs"`
 	Sources []SourceState `json:"sources"`
+}
+
+// The review queue and manual decisions.
+
+// Review item statuses.
+const (
+	ReviewOpen      = "open"
+	ReviewLinked    = "linked"
+	ReviewSeparated = "separated"
+)
+
+// DecisionKind is what a person decided about a review item.
+type DecisionKind string
+
+// Decision kinds.
+const (
+	// DecideLink says the record is the candidate patient's: it is pinned
+	// to that patient and, if it had been given a new patient meanwhile,
+	// that patient is merged into the candidate.
+	DecideLink DecisionKind = "link"
+	// DecideSeparate says the record is not the candidate patient's: it
+	// is pinned to a patient of its own (the one it was given, or a new
+	// one for a held record: a split) and never linked to the candidate
+	// automatically.
+	DecideSeparate DecisionKind = "separate"
+)
+
+// Patient change kinds.
+const (
+	ChangeMerge = "merge"
+	ChangeSplit = "split"
+)
+
+// Reviews is the review queue and the manual decisions taken on it. A
+// decision is recorded at once (Decide) and takes effect at the next
+// publishing run, which applies it (ApplyDecisions) and publishes a new
+// version even when no delivery changed (PendingDecisions).
+type Reviews interface {
+	// ListReviews returns the open review items (all of them with all),
+	// oldest first.
+	ListReviews(ctx context.Context, all bool) ([]ReviewItem, error)
+	// ReviewItem returns one review item with the candidate's record
+	// locations and the decision taken, if any. An unknown id is
+	// ErrNoReview.
+	ReviewItem(ctx context.Context, id int64) (ReviewItem, error)
+	// Decide records a decision on an open review item, in one
+	// transaction with the item's status and the merge or split it makes.
+	// Only ReviewID, Kind, By, At and Note are read; the rest is derived
+	// from the item and returned. An item already decided is ErrDecided.
+	Decide(ctx context.Context, d Decision) (Decision, error)
+	// ApplyDecisions makes the decisions not yet applied take effect, in
+	// one transaction: a merge moves every local link, NHS number link,
+	// match record, staged row, open review item and decision of the
+	// merged patient to the surviving one; each decided record's local
+	// link and staged rows get its pinned patient; a held record is staged
+	// into the delivery that held it (its count moves from quarantined to
+	// loaded, or to merged when the delivery has the local id already).
+	// The caller holds the publish lock. It returns how many decisions it
+	// applied.
+	ApplyDecisions(ctx context.Context, runID int64) (int, error)
+	// PendingDecisions counts the decisions not yet in a published
+	// version (applied or not). Swap marks the applied ones published.
+	PendingDecisions(ctx context.Context) (int, error)
+	// PatientChanges returns the merges and splits recorded, oldest first.
+	PatientChanges(ctx context.Context) ([]PatientChange, error)
+}
+
+// ReviewItem is a review item as a person sees it: no NHS number, no
+// names, no other values.
+type ReviewItem struct {
+	ID        int64     `json:"id"`
+	RunID     int64     `json:"run_id"`
+	CreatedAt time.Time `json:"created_at"`
+	SourceID  string    `json:"source_id"`
+	OrgCode   string    `json:"org_code"`
+	LocalID   string    `json:"local_id"`
+	// PatientID is the candidate patient; Assigned the patient the record
+	// was given meanwhile (0: the record is held, not published).
+	PatientID  int64  `json:"candidate_patient_id"`
+	Assigned   int64  `json:"assigned_patient_id,omitempty"`
+	Reason     string `json:"reason"`
+	File       string `json:"file"`
+	Line       int    `json:"line"`
+	DeliveryID int64  `json:"delivery_id,omitempty"`
+	Status     string `json:"status"`
+	// Evidence is the linker's JSON summary (levels and weights only).
+	Evidence string `json:"evidence,omitempty"`
+	// Candidates are the candidate patient's record locations (ReviewItem
+	// only).
+	Candidates []Location `json:"candidate_locations,omitempty"`
+	// Decision is the decision taken, if any (ReviewItem only).
+	Decision *Decision `json:"decision,omitempty"`
+}
+
+// Held reports whether the item's record is held (not published) until a
+// decision.
+func (r ReviewItem) Held() bool { return r.Assigned == 0 }
+
+// Decision is a person's decision on a review item. It pins the record
+// (OrgCode, LocalID) to PatientID in every later run, whatever its NHS
+// number or matching would say.
+type Decision struct {
+	ReviewID int64        `json:"review_id"`
+	Kind     DecisionKind `json:"kind"`
+	OrgCode  string       `json:"org_code"`
+	LocalID  string       `json:"local_id"`
+	// PatientID is the patient the record is pinned to.
+	PatientID int64 `json:"patient_id"`
+	// OtherPatientID is, for a link, the patient merged into PatientID
+	// (0: none); for a separate, the patient the record is kept apart
+	// from.
+	OtherPatientID int64     `json:"other_patient_id,omitempty"`
+	By             string    `json:"decided_by"`
+	At             time.Time `json:"decided_at"`
+	Note           string    `json:"note,omitempty"`
+	// Change is the merge or split the decision made, if any.
+	Change *PatientChange `json:"change,omitempty"`
+	// AppliedRun and PublishedVersion say when it took effect (0: not yet).
+	AppliedRun       int64 `json:"applied_run,omitempty"`
+	PublishedVersion int64 `json:"published_version,omitempty"`
+}
+
+// PatientChange is a merge (From's records all go to To; From is never
+// used again) or a split (a record of From goes to the new patient To).
+type PatientChange struct {
+	Kind     string    `json:"kind"`
+	From     int64     `json:"from_patient_id"`
+	To       int64     `json:"to_patient_id"`
+	ReviewID int64     `json:"review_id"`
+	By       string    `json:"decided_by"`
+	At       time.Time `json:"decided_at"`
+}
+
+// Errors of the review queue.
+var (
+	// ErrNoReview means no review item has the id.
+	ErrNoReview = errors.New("no such review item")
+	// ErrDecided means the review item was decided already.
+	ErrDecided = errors.New("review item already decided")
+	// ErrDecisionConflict means a link would merge two patients that an
+	// earlier decision kept apart.
+	ErrDecisionConflict = errors.New("the decision contradicts an earlier one")
+)
+
+// ResolveMerges returns, for each merged patient of changes, the patient
+// that survives it at the end of the chain of merges (A→B, B→C: A and B
+// → C).
+func ResolveMerges(changes []PatientChange) map[int64]int64 {
+	next := map[int64]int64{}
+	for _, c := range changes {
+		if c.Kind == ChangeMerge && c.From != c.To {
+			next[c.From] = c.To
+		}
+	}
+	out := make(map[int64]int64, len(next))
+	for from := range next {
+		to := next[from]
+		for i := 0; i < len(next); i++ {
+			n, ok := next[to]
+			if !ok || n == from {
+				break
+			}
+			to = n
+		}
+		out[from] = to
+	}
+	return out
 }

@@ -15,7 +15,7 @@ import (
 
 // Snapshot is the published contract as a viewer reads it: the rows of the
 // views patient, record_location, care_item (with item_id), organisation
-// and publication,
+// publication and patient_merge,
 // with NULL read as "" (or the zero time), dates as "2006-01-02", times in
 // UTC to the microsecond, and every list in a fixed order.
 type Snapshot struct {
@@ -24,6 +24,15 @@ type Snapshot struct {
 	Items         []store.Item
 	Organisations []store.Organisation
 	Publications  []PublicationRow
+	Merges        []MergeRow
+}
+
+// MergeRow is a row of the patient_merge view: a merged patient id and the
+// patient that survives it.
+type MergeRow struct {
+	OldPatientID int64
+	PatientID    int64
+	MergedAt     time.Time
 }
 
 // PublicationRow is a row of the publication view.
@@ -107,6 +116,24 @@ func ReadSnapshot(ctx context.Context, q Querier, prefix string) (Snapshot, erro
 	if err != nil {
 		return s, err
 	}
+	err = readRows(ctx, q, `SELECT old_patient_id, patient_id, merged_at FROM `+prefix+`patient_merge`, func(v []any) error {
+		var m MergeRow
+		var err error
+		if m.OldPatientID, err = asInt(v[0]); err != nil {
+			return err
+		}
+		if m.PatientID, err = asInt(v[1]); err != nil {
+			return err
+		}
+		if m.MergedAt, err = asTime(v[2]); err != nil {
+			return err
+		}
+		s.Merges = append(s.Merges, m)
+		return nil
+	})
+	if err != nil {
+		return s, err
+	}
 	s.sort()
 	return s, nil
 }
@@ -144,6 +171,10 @@ func (s Snapshot) Normalise() Snapshot {
 	s.Items = slices.Clone(s.Items)
 	s.Organisations = slices.Clone(s.Organisations)
 	s.Publications = slices.Clone(s.Publications)
+	s.Merges = slices.Clone(s.Merges)
+	for i := range s.Merges {
+		s.Merges[i].MergedAt = normTime(s.Merges[i].MergedAt)
+	}
 	for i := range s.Organisations {
 		s.Organisations[i].LastDeliveryAt = normTime(s.Organisations[i].LastDeliveryAt)
 	}
@@ -167,6 +198,7 @@ func (s *Snapshot) sort() {
 	})
 	slices.SortFunc(s.Organisations, func(a, b store.Organisation) int { return cmp.Compare(a.OrgCode, b.OrgCode) })
 	slices.SortFunc(s.Publications, func(a, b PublicationRow) int { return cmp.Compare(a.Version, b.Version) })
+	slices.SortFunc(s.Merges, func(a, b MergeRow) int { return cmp.Compare(a.OldPatientID, b.OldPatientID) })
 }
 
 func normTime(t time.Time) time.Time {

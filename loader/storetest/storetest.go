@@ -61,6 +61,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) *Backend) {
 		{"Links", testLinks},
 		{"MatchState", testMatchState},
 		{"ReviewEvidence", testReviewEvidence},
+		{"Decisions", testDecisions},
 		{"DeltaContact", testDeltaContact},
 	}
 	for _, tc := range tests {

@@ -15,9 +15,16 @@
 //     records without one (transform/link); the run first makes the store's
 //     match state ready for the configured model. A source that fails keeps
 //     its last good delivery in the index, flagged stale;
-//  3. if anything changed, a new version is assembled from every source's
-//     current delivery (objections applied), checked and swapped in; each
-//     source's within-organisation duplicates are counted for the ledger.
+//  3. if anything changed (a delivery, the register, a source's staleness,
+//     or a review decision not yet published), a new version is assembled
+//     from every source's current delivery (objections applied), checked
+//     and swapped in; each source's within-organisation duplicates are
+//     counted for the ledger.
+//
+// A run that publishes first applies the review decisions taken since the
+// last one (store.Reviews.ApplyDecisions): merges move link state and
+// staged rows to the surviving patient, and held records a decision
+// released are staged into the delivery that held them.
 //
 // A dry run does stage 1 and reads and normalises every delivery, counting
 // rows, without linking or writing anything.
@@ -249,6 +256,18 @@ func (r *runner) run(ctx context.Context) (res Result, err error) {
 		}
 	}
 
+	if r.opts.Stage != StageExtract {
+		// Decisions on review items take effect before anything is linked,
+		// under the publish lock this run holds.
+		n, err := st.Reviews().ApplyDecisions(ctx, runID)
+		if err != nil {
+			return res, err
+		}
+		if n > 0 {
+			r.log.Info("review decisions applied", zap.Int("decisions", n))
+		}
+	}
+
 	if len(ids) > 0 && r.opts.Stage != StagePublish {
 		if err := r.prepareMatching(ctx); err != nil {
 			r.log.Error("matching could not start", zap.Error(err))
@@ -336,6 +355,17 @@ func (r *runner) run(ctx context.Context) (res Result, err error) {
 		return res, nil
 	}
 
+	if !changed {
+		// A decision not yet in a published version forces a new one.
+		n, err := st.Reviews().PendingDecisions(ctx)
+		if err != nil {
+			return res, err
+		}
+		if n > 0 {
+			r.log.Info("review decisions to publish", zap.Int("decisions", n))
+			changed = true
+		}
+	}
 	live, haveLive, err := st.Live(ctx)
 	if err != nil {
 		return res, err
@@ -636,7 +666,7 @@ func (r *runner) stageFile(ctx context.Context, src config.Source, d *delivery, 
 			stager.Abort(ctx)
 		}
 	}()
-	linker := link.New(r.opts.Store.Links(), r.runID)
+	linker := link.New(r.opts.Store.Links(), r.runID).WithDelivery(stager.DeliveryID())
 	if r.matcher != nil && src.Kind == "persons" {
 		linker.WithMatcher(r.matcher, r.thresholds)
 	}

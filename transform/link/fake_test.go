@@ -20,6 +20,7 @@ type fakeLinks struct {
 	seq     int64
 	issued  []int64
 	reviews []store.Review
+	pins    map[string]map[string]int64 // org → local id → pinned patient
 	// match state
 	records    map[string]store.MatchRecord // MatchID → record (with its keys)
 	keys       map[string]map[string]bool   // key → MatchIDs
@@ -129,6 +130,34 @@ func (f *fakeLinks) AddReviews(_ context.Context, rs []store.Review) error {
 	}
 	f.reviews = append(f.reviews, rs...)
 	return nil
+}
+
+// pin records a decision pinning an organisation's local id to a patient.
+func (f *fakeLinks) pin(org, localID string, pid int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.pins == nil {
+		f.pins = map[string]map[string]int64{}
+	}
+	if f.pins[org] == nil {
+		f.pins[org] = map[string]int64{}
+	}
+	f.pins[org][localID] = pid
+}
+
+func (f *fakeLinks) Pins(_ context.Context, org string, localIDs []string) (map[string]int64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail == "Pins" {
+		return nil, fakeError("Pins failed")
+	}
+	out := map[string]int64{}
+	for _, id := range localIDs {
+		if p, ok := f.pins[org][id]; ok {
+			out[id] = p
+		}
+	}
+	return out, nil
 }
 
 func (f *fakeLinks) SaveMatch(_ context.Context, recs []store.MatchRecord) error {

@@ -15,6 +15,12 @@
 //   - a record without an NHS number keeps the patient its organisation's
 //     local id had last time (patient ids are stable).
 //
+// Before any of these, a record that a person decided on (a review item
+// linked or separated, see store.Reviews) gets the patient the decision
+// pinned it to, whatever its NHS number, date of birth or matching would
+// say: such a record is neither held nor matched again, so a record kept
+// apart from a patient is never linked to it automatically.
+//
 // A record without an NHS number that its organisation never sent before
 // is matched probabilistically (with a matcher, see WithMatcher) against
 // the records of existing patients, found in the store by blocking key,
@@ -71,11 +77,12 @@ const (
 
 // Linker links batches of one organisation's person records.
 type Linker struct {
-	links   store.Links
-	runID   int64
-	matcher *match.Matcher
-	auto    float64 // the auto-link threshold, in bits
-	stats   Stats
+	links    store.Links
+	runID    int64
+	delivery int64 // the delivery being staged, named in review items
+	matcher  *match.Matcher
+	auto     float64 // the auto-link threshold, in bits
+	stats    Stats
 }
 
 // Stats counts what a Linker's matching did, for logs: counts only.
@@ -94,6 +101,13 @@ type Stats struct {
 // links deterministically only and keeps no match state.
 func New(links store.Links, runID int64) *Linker {
 	return &Linker{links: links, runID: runID}
+}
+
+// WithDelivery names the delivery the batches come from, so that a review
+// item can say which delivery holds its record.
+func (l *Linker) WithDelivery(id int64) *Linker {
+	l.delivery = id
+	return l
 }
 
 // WithMatcher turns on probabilistic matching of records without an NHS
@@ -198,6 +212,10 @@ func (l *Linker) link(ctx context.Context, sourceID, org string, batch []record.
 	if err != nil {
 		return nil, nil, err
 	}
+	pins, err := l.links.Pins(ctx, org, locals)
+	if err != nil {
+		return nil, nil, err
+	}
 
 	// Matching: every key the batch needs, looked up once.
 	m := l.matcher
@@ -220,6 +238,8 @@ func (l *Linker) link(ctx context.Context, sourceID, org string, batch []record.
 			fullKeys[i] = m.BlockingKeys(recs[i])
 			inStore := true
 			switch {
+			case pins[p.LocalID] != 0:
+				// Pinned by a decision: neither checked nor matched.
 			case p.NHSNumber != "":
 				// The records that share the NHS number, for the
 				// demographic check: in the store only when the number is
@@ -328,6 +348,15 @@ func (l *Linker) link(ctx context.Context, sourceID, org string, batch []record.
 	var toMatch []int
 	for i, p := range batch {
 		var pid int64
+		if pin, ok := pins[p.LocalID]; ok {
+			// A person decided: the decision stands.
+			if _, known := byNHS[p.NHSNumber]; p.NHSNumber != "" && !known {
+				newNHS[p.NHSNumber] = pin
+				byNHS[p.NHSNumber] = store.Link{PatientID: pin, DateOfBirth: p.DateOfBirth}
+			}
+			assign(i, pin)
+			continue
+		}
 		if p.NHSNumber != "" {
 			if k, ok := byNHS[p.NHSNumber]; ok {
 				if !agree(k.DateOfBirth, p.DateOfBirth) {
@@ -459,6 +488,11 @@ func (l *Linker) link(ctx context.Context, sourceID, org string, batch []record.
 		if d.review != nil {
 			r := *d.review
 			r.RunID, r.SourceID, r.OrgCode, r.LocalID, r.NHSNumber, r.File, r.Line = l.runID, sourceID, org, p.LocalID, p.NHSNumber, p.File, p.Line
+			r.DeliveryID = l.delivery
+			if d.reason != "" {
+				held := p
+				r.Held = &held
+			}
 			r.PatientID, r.Assigned = resolve(r.PatientID), resolve(r.Assigned)
 			if r.Assigned == 0 || r.Assigned != r.PatientID { // a later record of the batch may have joined them
 				reviews = append(reviews, r)

@@ -207,8 +207,15 @@ func checkHeld(t *testing.T, si int, rec record.Person, held []store.Reject, rev
 	}
 	wantReview := store.Review{RunID: runID, SourceID: rec.SourceID, OrgCode: rec.OrgCode, LocalID: rec.LocalID,
 		NHSNumber: rec.NHSNumber, PatientID: pid, Reason: link.ReasonDOBConflict, File: rec.File, Line: rec.Line}
-	if reviews[k] != wantReview {
-		t.Errorf("step %d: review[%d] = %+v, want %+v", si, k, reviews[k], wantReview)
+	// The held record is kept with its review item, to be staged when a
+	// decision releases it.
+	got := reviews[k]
+	if got.Held == nil || *got.Held != rec {
+		t.Errorf("step %d: review[%d] keeps held record %+v, want %+v", si, k, got.Held, rec)
+	}
+	got.Held = nil
+	if got != wantReview {
+		t.Errorf("step %d: review[%d] = %+v, want %+v", si, k, got, wantReview)
 	}
 }
 

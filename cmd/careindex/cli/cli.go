@@ -67,6 +67,7 @@ func commands() []command {
 		{"status", "show recent runs, per-source counts and the live version", statusCmd},
 		{"rollback", "republish the previous version's deliveries under the current objection rules", rollbackCmd},
 		{"accept", "release a delivery held for review (a drastically smaller snapshot) for the next publish", acceptCmd},
+		{"review", "the review queue: list and show possible matches and held records; link or separate them", reviewCmd},
 		{"audit", "check the live version against the objection register and code lists; list any leak", auditCmd},
 		{"report", "reports for information governance: 'report compliance'", reportCmd},
 		{"generate", "write a synthetic region (deliveries, configuration, ground truth) for tests and benchmarks", generateCmd},
