@@ -69,6 +69,7 @@ func commands() []command {
 		{"accept", "release a delivery held for review (a drastically smaller snapshot) for the next publish", acceptCmd},
 		{"audit", "check the live version against the objection register and code lists; list any leak", auditCmd},
 		{"report", "reports for information governance: 'report compliance'", reportCmd},
+		{"model", "'model estimate': learn a match model from the persons sources' newest deliveries", modelCmd},
 		{"generate", "write a synthetic region (deliveries, configuration, ground truth) for tests and benchmarks", generateCmd},
 		{"bench", "time a full and an incremental night of a generated region against a raw COPY; linkage quality", benchCmd},
 		{"schedule", "run each source's extract and the publish job on their schedules, until stopped", scheduleCmd},
