@@ -223,8 +223,10 @@ var qualityCases = []struct {
 	{"febrl2.yaml", "vectors/febrl/dataset2.csv", febrlTruth, 0.995, 0.98, 0.995, 0.83},
 	// measured: F1 0.982 (default 0.835), precision 1.000
 	{"febrl3.yaml", "vectors/febrl/dataset3.csv", febrlTruth, 0.995, 0.975, 0.995, 0.825},
-	// measured: F1 0.916 (default 0.813), precision 1.000
-	{"splink_fake_1000.yaml", "vectors/splink/fake_1000.csv", splinkTruth, 0.99, 0.905, 0.99, 0.80},
+	// measured: F1 0.949 (default 0.835), precision 1.000. At an auto-link
+	// probability of 0.99 about 0.964 is the most these comparison levels
+	// allow here (README.md, "Matching quality").
+	{"splink_fake_1000.yaml", "vectors/splink/fake_1000.csv", splinkTruth, 0.995, 0.94, 0.995, 0.825},
 }
 
 // TestMatchingQuality runs each quality fixture through the binary, with

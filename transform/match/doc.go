@@ -72,7 +72,7 @@
 // Records stream in (Records is an iter.Seq2[Record, error]) and are kept
 // as compact rows, about 100 bytes each with the interned values and the
 // blocking fingerprints: a million synthetic records link in about half a
-// minute on two cores with a live heap of about 110 MB, against 80 MB of
+// minute on two cores with a live heap of about 120 MB, against 80 MB of
 // CSV text (see BenchmarkLink1M).
 //
 // # Incremental matching
