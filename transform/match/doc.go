@@ -15,7 +15,7 @@
 //	names          exact, Jaro–Winkler ≥ 0.92, ≥ 0.80 (or a word in common),
 //	               same NYSIIS phonetic code, swapped (family ↔ given), different
 //	date of birth  exact, day and month transposed, one of day/month/year
-//	               different, within a year, different
+//	               different, within a year, birth years within ten, different
 //	postcode       full, sector, district, different (UK, through
 //	               transform/postcode); other codes: equal, one keying error, different
 //	address        same words, most words, some words, different
