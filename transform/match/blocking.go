@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -24,6 +25,8 @@ import (
 //	                                        record with names swapped shares the key)
 //	postcode, postcode_sector, postcode_district   (sector and district: UK only)
 //	sex, email, phone
+//	email_user, email_domain                the email address's parts before and after the
+//	                                        @ (so that a typing error in one still shares a key)
 //	address_key                             the address's first number and the word after
 //	                                        it ("12|HERSCHELL"); none without a number
 type BlockingRule struct {
@@ -36,7 +39,9 @@ type BlockingRule struct {
 // mistyped: same NHS number; same date of birth; similar-sounding family
 // name and same birth year; similar given name, same family initial and
 // birth month; same postcode and given initial; similar-sounding names in
-// either order; same postcode and family initial; same email; same phone.
+// either order; same postcode and family initial; same email; same phone;
+// the same email before the @ (a mistyped domain); same given name, family
+// initial and birth year.
 func DefaultBlocking() []BlockingRule {
 	return []BlockingRule{
 		{Name: "nhs", Parts: []string{"nhs_number"}},
@@ -49,6 +54,8 @@ func DefaultBlocking() []BlockingRule {
 		{Name: "address", Parts: []string{"address_key"}},
 		{Name: "email", Parts: []string{"email"}},
 		{Name: "phone", Parts: []string{"phone"}},
+		{Name: "email_user", Parts: []string{"email_user"}},
+		{Name: "given_family_year", Parts: []string{"given_name", "family_initial", "birth_year"}},
 	}
 }
 
@@ -73,6 +80,8 @@ const (
 	pEmail
 	pPhone
 	pAddressKey
+	pEmailUser
+	pEmailDomain
 	numParts
 )
 
@@ -82,7 +91,7 @@ var partNames = [numParts]string{
 	pGivenPhonetic: "given_phonetic", pFamilyInitial: "family_initial", pGivenInitial: "given_initial",
 	pNamePhonetics: "name_phonetics", pPostcode: "postcode", pPostcodeSector: "postcode_sector",
 	pPostcodeDistrict: "postcode_district", pSex: "sex", pEmail: "email", pPhone: "phone",
-	pAddressKey: "address_key",
+	pAddressKey: "address_key", pEmailUser: "email_user", pEmailDomain: "email_domain",
 }
 
 // partFields says which compared field each part constrains: pairs found
@@ -93,7 +102,7 @@ var partFields = [numParts]int{
 	pFamilyName: fFamily, pGivenName: fGiven, pFamilyPhonetic: fFamily, pGivenPhonetic: fGiven,
 	pFamilyInitial: fFamily, pGivenInitial: fGiven, pNamePhonetics: fFamily, pPostcode: fPostcode,
 	pPostcodeSector: fPostcode, pPostcodeDistrict: fPostcode, pSex: fSex, pEmail: fEmail, pPhone: fPhone,
-	pAddressKey: fAddress,
+	pAddressKey: fAddress, pEmailUser: fEmail, pEmailDomain: fEmail,
 }
 
 type compiledRule struct {
@@ -225,6 +234,14 @@ func (d *Dataset) appendKey(buf []byte, cr *compiledRule, r *row) ([]byte, bool)
 			}
 		case pEmail:
 			buf = append(buf, d.email(r)...)
+		case pEmailUser:
+			if e := d.email(r); strings.IndexByte(e, '@') > 0 {
+				buf = append(buf, e[:strings.IndexByte(e, '@')]...)
+			}
+		case pEmailDomain:
+			if e := d.email(r); strings.IndexByte(e, '@') >= 0 && strings.IndexByte(e, '@') < len(e)-1 {
+				buf = append(buf, e[strings.IndexByte(e, '@')+1:]...)
+			}
 		case pPhone:
 			if p := d.phone(r); p != 0 {
 				buf = appendPadded(buf, p&(1<<62-1), 10)

@@ -35,6 +35,7 @@ const (
 	lvDOBTransposed
 	lvDOBOneComponent
 	lvDOBWithinYear
+	lvDOBWithin10
 	lvDOBDiff
 )
 
@@ -76,7 +77,7 @@ var fieldDefs = [numFields]fieldDef{
 	fNHS:      {"nhs_number", []string{"null", "exact", "different"}},
 	fFamily:   {"family_name", []string{"null", "exact", "jw92", "jw80", "phonetic", "swapped", "different"}},
 	fGiven:    {"given_name", []string{"null", "exact", "jw92", "jw80", "phonetic", "swapped", "different"}},
-	fDOB:      {"date_of_birth", []string{"null", "exact", "transposed", "one_component", "within_year", "different"}},
+	fDOB:      {"date_of_birth", []string{"null", "exact", "transposed", "one_component", "within_year", "within_10_years", "different"}},
 	fSex:      {"sex", []string{"null", "exact", "different"}},
 	fPostcode: {"postcode", []string{"null", "full", "sector", "district", "different"}},
 	fAddress:  {"address", []string{"null", "exact", "high", "some", "different"}},
@@ -283,15 +284,17 @@ func compareDOB(a, b uint32) uint8 {
 	if same == 2 {
 		return lvDOBOneComponent
 	}
-	if ya > yb+1 || yb > ya+1 {
-		return lvDOBDiff
+	if ya <= yb+1 && yb <= ya+1 {
+		diff := dayNumber(a) - dayNumber(b)
+		if diff < 0 {
+			diff = -diff
+		}
+		if diff <= 366 {
+			return lvDOBWithinYear
+		}
 	}
-	diff := dayNumber(a) - dayNumber(b)
-	if diff < 0 {
-		diff = -diff
-	}
-	if diff <= 366 {
-		return lvDOBWithinYear
+	if ya <= yb+10 && yb <= ya+10 {
+		return lvDOBWithin10
 	}
 	return lvDOBDiff
 }

@@ -15,7 +15,7 @@
 //	names          exact, Jaro–Winkler ≥ 0.92, ≥ 0.80 (or a word in common),
 //	               same NYSIIS phonetic code, swapped (family ↔ given), different
 //	date of birth  exact, day and month transposed, one of day/month/year
-//	               different, within a year, different
+//	               different, within a year, birth years within ten, different
 //	postcode       full, sector, district, different (UK, through
 //	               transform/postcode); other codes: equal, one keying error, different
 //	address        same words, most words, some words, different
@@ -72,7 +72,7 @@
 // Records stream in (Records is an iter.Seq2[Record, error]) and are kept
 // as compact rows, about 100 bytes each with the interned values and the
 // blocking fingerprints: a million synthetic records link in about half a
-// minute on two cores with a live heap of about 110 MB, against 80 MB of
+// minute on two cores with a live heap of about 120 MB, against 80 MB of
 // CSV text (see BenchmarkLink1M).
 //
 // # Incremental matching

@@ -3,6 +3,7 @@ package match
 import (
 	"context"
 	"encoding/json"
+	"math"
 	"reflect"
 	"slices"
 	"strings"
@@ -52,7 +53,9 @@ func TestComparisonLevels(t *testing.T) {
 		{"dob month off", func(r *Record) { r.DateOfBirth = "1971-05-24" }, "date_of_birth", "one_component"},
 		{"dob year off", func(r *Record) { r.DateOfBirth = "1917-06-24" }, "date_of_birth", "one_component"},
 		{"dob near", func(r *Record) { r.DateOfBirth = "1971-08-02" }, "date_of_birth", "within_year"},
-		{"dob different", func(r *Record) { r.DateOfBirth = "1980-01-13" }, "date_of_birth", "different"},
+		{"dob within ten years", func(r *Record) { r.DateOfBirth = "1980-01-13" }, "date_of_birth", "within_10_years"},
+		{"dob ten years off", func(r *Record) { r.DateOfBirth = "1961-01-13" }, "date_of_birth", "within_10_years"},
+		{"dob different", func(r *Record) { r.DateOfBirth = "1960-01-13" }, "date_of_birth", "different"},
 		{"dob impossible", func(r *Record) { r.DateOfBirth = "1971-02-30" }, "date_of_birth", "null"},
 		{"sex different", func(r *Record) { r.Sex = "male" }, "sex", "different"},
 		{"sex unknown", func(r *Record) { r.Sex = "unknown" }, "sex", "null"},
@@ -365,6 +368,46 @@ func TestModelJSON(t *testing.T) {
 	mt := mustMatcher(t, small)
 	if level(mt.Score(Record{Sex: "male"}, Record{Sex: "female"}), "sex") != "absent" {
 		t.Error("a field left out of the model was compared")
+	}
+}
+
+// TestModelWithoutNewerLevels loads a model kept before date_of_birth had
+// its within_10_years level: it is valid, and dates of birth a few years
+// apart weigh as "different" did.
+func TestModelWithoutNewerLevels(t *testing.T) {
+	old := DefaultModel()
+	fp := old.Fields["date_of_birth"]
+	delete(fp.Levels, "within_10_years")
+	old.Fields["date_of_birth"] = fp
+	if err := old.Validate(); err != nil {
+		t.Fatalf("a model without within_10_years: %v", err)
+	}
+	a, b := Record{DateOfBirth: "1971-06-24"}, Record{DateOfBirth: "1975-01-02"}
+	c := mustMatcher(t, old).Score(a, b)
+	d := fp.Levels["different"]
+	if got, want := c.Fields[fieldIndex("date_of_birth")].Weight, math.Log2(d.M/d.U); level(c, "date_of_birth") != "within_10_years" || math.Abs(got-want) > 1e-9 {
+		t.Errorf("level %s weight %v, want within_10_years weighing as different (%v)", level(c, "date_of_birth"), got, want)
+	}
+}
+
+// TestEmailBlockingParts checks the email_user and email_domain parts:
+// the address's parts before and after the @, none without one.
+func TestEmailBlockingParts(t *testing.T) {
+	m := DefaultModel()
+	m.Blocking = []BlockingRule{{Name: "user", Parts: []string{"email_user"}}, {Name: "domain", Parts: []string{"email_domain"}}}
+	mt := mustMatcher(t, m)
+	for _, c := range []struct {
+		email string
+		want  []string
+	}{
+		{"J.Smith@Example.org", []string{"user:j.smith", "domain:example.org"}},
+		{"j.smith@", []string{"user:j.smith"}},
+		{"@example.org", []string{"domain:example.org"}},
+		{"jsmith.example.org", nil},
+	} {
+		if got := mt.BlockingKeys(Record{Email: c.email}); !reflect.DeepEqual(got, c.want) {
+			t.Errorf("%q: keys %q, want %q", c.email, got, c.want)
+		}
 	}
 }
 

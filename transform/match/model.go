@@ -91,7 +91,8 @@ func Fields() []string {
 //	    or a word in common), phonetic (same NYSIIS code), swapped (family and
 //	    given names the wrong way round), different
 //	date_of_birth: exact, transposed (day and month swapped), one_component
-//	    (only day, month or year differ), within_year, different
+//	    (only day, month or year differ), within_year, within_10_years (birth
+//	    years at most ten apart), different
 //	postcode: full, sector, district, different (opaque codes: full, sector
 //	    meaning one keying error apart, different)
 //	address: exact (same words), high (Dice ≥ 0.66), some (a word in common),
@@ -135,7 +136,7 @@ func DefaultModel() *Model {
 				"phonetic": p(0.01, 0.01), "swapped": p(0.01, 0.0002), "different": p(0.03, 0.95)}},
 			"date_of_birth": {Levels: map[string]LevelParams{
 				"exact": p(0.93, 3e-5), "transposed": p(0.01, 1e-5), "one_component": p(0.04, 0.004),
-				"within_year": p(0.01, 0.012), "different": p(0.01, 0.98)}},
+				"within_year": p(0.01, 0.012), "within_10_years": p(0.006, 0.25), "different": p(0.004, 0.73)}},
 			"sex": {Levels: map[string]LevelParams{
 				"exact": p(0.98, 0.5), "different": p(0.02, 0.5)}},
 			"postcode": {TermFrequency: true, Levels: map[string]LevelParams{
@@ -156,6 +157,11 @@ func DefaultModel() *Model {
 		MaxBlock:  1000,
 	}
 }
+
+// levelFallback names, for date_of_birth levels added after models were
+// first kept (within_10_years), the level whose parameters a model
+// without them uses: the level those pairs fell in before.
+var levelFallback = map[string]string{"within_10_years": "different"}
 
 // Clone returns a deep copy of the model.
 func (m *Model) Clone() *Model {
@@ -236,6 +242,11 @@ func (m *Model) compile() (*compiled, error) {
 		for l := 1; l < len(fieldDefs[f].levels); l++ {
 			lname := fieldDefs[f].levels[l]
 			lp, ok := fp.Levels[lname]
+			if fb, has := levelFallback[lname]; !ok && has && f == fDOB {
+				// a model made before the level existed: the pairs it
+				// holds were in the fallback level, and weigh as they did
+				lp, ok = fp.Levels[fb]
+			}
 			switch {
 			case !ok:
 				errs = append(errs, fmt.Errorf("field %q: level %q missing", name, lname))

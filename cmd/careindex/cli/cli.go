@@ -70,6 +70,7 @@ func commands() []command {
 		{"review", "the review queue: list and show possible matches and held records; link or separate them", reviewCmd},
 		{"audit", "check the live version against the objection register and code lists; list any leak", auditCmd},
 		{"report", "reports for information governance: 'report compliance'", reportCmd},
+		{"model", "'model estimate': learn a match model from the persons sources' newest deliveries", modelCmd},
 		{"generate", "write a synthetic region (deliveries, configuration, ground truth) for tests and benchmarks", generateCmd},
 		{"bench", "time a full and an incremental night of a generated region against a raw COPY; linkage quality", benchCmd},
 		{"schedule", "run each source's extract and the publish job on their schedules, until stopped", scheduleCmd},
