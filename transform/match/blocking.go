@@ -37,17 +37,18 @@ type BlockingRule struct {
 // DefaultBlocking returns the default rules. Together they find nearly
 // every pair that agrees on one strong identifier, however the others are
 // mistyped: same NHS number; same date of birth; similar-sounding family
-// name and same birth year; similar given name, same family initial and
-// birth month; same postcode and given initial; similar-sounding names in
-// either order; same postcode and family initial; same email; same phone;
-// the same email before the @ (a mistyped domain); same given name, family
-// initial and birth year.
+// name and same birth year; same postcode and given initial;
+// similar-sounding names in either order; same postcode and family
+// initial; same first number and street of the address; same email; same
+// phone; the same email before the @ (a mistyped domain); same given name,
+// family initial and birth year; same given initial and birth month (a
+// mistyped given or family name and a mistyped day); same family name and
+// given initial (a mistyped date of birth and given name).
 func DefaultBlocking() []BlockingRule {
 	return []BlockingRule{
 		{Name: "nhs", Parts: []string{"nhs_number"}},
 		{Name: "dob", Parts: []string{"dob"}},
 		{Name: "family_year", Parts: []string{"family_phonetic", "birth_year"}},
-		{Name: "given_family_month", Parts: []string{"given_phonetic", "family_initial", "birth_month"}},
 		{Name: "postcode_given", Parts: []string{"postcode", "given_initial"}},
 		{Name: "names", Parts: []string{"name_phonetics"}},
 		{Name: "postcode_family", Parts: []string{"postcode", "family_initial"}},
@@ -56,6 +57,8 @@ func DefaultBlocking() []BlockingRule {
 		{Name: "phone", Parts: []string{"phone"}},
 		{Name: "email_user", Parts: []string{"email_user"}},
 		{Name: "given_family_year", Parts: []string{"given_name", "family_initial", "birth_year"}},
+		{Name: "given_month", Parts: []string{"given_initial", "birth_month"}},
+		{Name: "family_given_initial", Parts: []string{"family_name", "given_initial"}},
 	}
 }
 

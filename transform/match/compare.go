@@ -239,7 +239,10 @@ func (d *Dataset) compareNames(a, b *row, cc *cmpCache) (fam, giv uint8) {
 	}
 	fam = d.compareName(a.family, b.family, cc)
 	giv = d.compareName(a.given, b.given, cc)
-	weak := func(l uint8) bool { return l == 0 || l >= lvNamePhonetic }
+	// Only a merely similar (jw80), phonetic or different pair of names
+	// is looked at the other way round: "LOGAN MORGAN" and "MORGAN LOGAN"
+	// are similar both ways, but much more so crossed.
+	weak := func(l uint8) bool { return l == 0 || l >= lvNameJW80 }
 	if !weak(fam) || !weak(giv) {
 		return fam, giv
 	}

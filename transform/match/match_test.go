@@ -80,8 +80,15 @@ func TestComparisonLevels(t *testing.T) {
 			}
 		})
 	}
-	// day and month transposed
+	// names alike both ways round, but equal crossed
 	a, b := base, base
+	a.FamilyName, a.GivenName = "MORGAN", "LOGAN"
+	b.FamilyName, b.GivenName = "LOGAN", "MORGAN"
+	if got := level(m.Score(a, b), "family_name"); got != "swapped" {
+		t.Errorf("MORGAN LOGAN and LOGAN MORGAN: family_name %q, want swapped", got)
+	}
+	// day and month transposed
+	a, b = base, base
 	a.DateOfBirth, b.DateOfBirth = "1971-03-04", "1971-04-03"
 	if got := level(m.Score(a, b), "date_of_birth"); got != "transposed" {
 		t.Errorf("transposed dates: %q", got)
