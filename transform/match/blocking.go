@@ -27,6 +27,8 @@ import (
 //	sex, email, phone
 //	email_user, email_domain                the email address's parts before and after the
 //	                                        @ (so that a typing error in one still shares a key)
+//	email_alnum                             the email address's letters and digits only (so
+//	                                        that a lost @ or dot still shares a key)
 //	address_key                             the address's first number and the word after
 //	                                        it ("12|HERSCHELL"); none without a number
 type BlockingRule struct {
@@ -37,27 +39,27 @@ type BlockingRule struct {
 // DefaultBlocking returns the default rules. Together they find nearly
 // every pair that agrees on one strong identifier, however the others are
 // mistyped: same NHS number; same date of birth; similar-sounding family
-// name and same birth year; same postcode and given initial;
-// similar-sounding names in either order; same postcode and family
-// initial; same first number and street of the address; same email; same
+// name and same birth year; same initials and birth month (mistyped
+// names and day); same postcode and given initial; similar-sounding names
+// in either order; same postcode and family initial; same first number
+// and street of the address; same email (its letters and digits); same
 // phone; the same email before the @ (a mistyped domain); same given name,
-// family initial and birth year; same given initial and birth month (a
-// mistyped given or family name and a mistyped day); same family name and
-// given initial (a mistyped date of birth and given name).
+// family initial and birth year; same family name and given initial (a
+// mistyped date of birth and given name).
 func DefaultBlocking() []BlockingRule {
 	return []BlockingRule{
 		{Name: "nhs", Parts: []string{"nhs_number"}},
 		{Name: "dob", Parts: []string{"dob"}},
 		{Name: "family_year", Parts: []string{"family_phonetic", "birth_year"}},
+		{Name: "given_family_month", Parts: []string{"given_initial", "family_initial", "birth_month"}},
 		{Name: "postcode_given", Parts: []string{"postcode", "given_initial"}},
 		{Name: "names", Parts: []string{"name_phonetics"}},
 		{Name: "postcode_family", Parts: []string{"postcode", "family_initial"}},
 		{Name: "address", Parts: []string{"address_key"}},
-		{Name: "email", Parts: []string{"email"}},
+		{Name: "email", Parts: []string{"email_alnum"}},
 		{Name: "phone", Parts: []string{"phone"}},
 		{Name: "email_user", Parts: []string{"email_user"}},
 		{Name: "given_family_year", Parts: []string{"given_name", "family_initial", "birth_year"}},
-		{Name: "given_month", Parts: []string{"given_initial", "birth_month"}},
 		{Name: "family_given_initial", Parts: []string{"family_name", "given_initial"}},
 	}
 }
@@ -85,6 +87,7 @@ const (
 	pAddressKey
 	pEmailUser
 	pEmailDomain
+	pEmailAlnum
 	numParts
 )
 
@@ -95,6 +98,7 @@ var partNames = [numParts]string{
 	pNamePhonetics: "name_phonetics", pPostcode: "postcode", pPostcodeSector: "postcode_sector",
 	pPostcodeDistrict: "postcode_district", pSex: "sex", pEmail: "email", pPhone: "phone",
 	pAddressKey: "address_key", pEmailUser: "email_user", pEmailDomain: "email_domain",
+	pEmailAlnum: "email_alnum",
 }
 
 // partFields says which compared field each part constrains: pairs found
@@ -105,7 +109,7 @@ var partFields = [numParts]int{
 	pFamilyName: fFamily, pGivenName: fGiven, pFamilyPhonetic: fFamily, pGivenPhonetic: fGiven,
 	pFamilyInitial: fFamily, pGivenInitial: fGiven, pNamePhonetics: fFamily, pPostcode: fPostcode,
 	pPostcodeSector: fPostcode, pPostcodeDistrict: fPostcode, pSex: fSex, pEmail: fEmail, pPhone: fPhone,
-	pAddressKey: fAddress, pEmailUser: fEmail, pEmailDomain: fEmail,
+	pAddressKey: fAddress, pEmailUser: fEmail, pEmailDomain: fEmail, pEmailAlnum: fEmail,
 }
 
 type compiledRule struct {
@@ -237,6 +241,12 @@ func (d *Dataset) appendKey(buf []byte, cr *compiledRule, r *row) ([]byte, bool)
 			}
 		case pEmail:
 			buf = append(buf, d.email(r)...)
+		case pEmailAlnum:
+			for _, c := range []byte(d.email(r)) {
+				if c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c >= 0x80 {
+					buf = append(buf, c)
+				}
+			}
 		case pEmailUser:
 			if e := d.email(r); strings.IndexByte(e, '@') > 0 {
 				buf = append(buf, e[:strings.IndexByte(e, '@')]...)

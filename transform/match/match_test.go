@@ -397,20 +397,24 @@ func TestModelWithoutNewerLevels(t *testing.T) {
 	}
 }
 
-// TestEmailBlockingParts checks the email_user and email_domain parts:
-// the address's parts before and after the @, none without one.
+// TestEmailBlockingParts checks the email_user and email_domain parts
+// (the address's parts before and after the @, none without one) and
+// email_alnum (its letters and digits).
 func TestEmailBlockingParts(t *testing.T) {
 	m := DefaultModel()
-	m.Blocking = []BlockingRule{{Name: "user", Parts: []string{"email_user"}}, {Name: "domain", Parts: []string{"email_domain"}}}
+	m.Blocking = []BlockingRule{{Name: "user", Parts: []string{"email_user"}}, {Name: "domain", Parts: []string{"email_domain"}},
+		{Name: "alnum", Parts: []string{"email_alnum"}}}
 	mt := mustMatcher(t, m)
 	for _, c := range []struct {
 		email string
 		want  []string
 	}{
-		{"J.Smith@Example.org", []string{"user:j.smith", "domain:example.org"}},
-		{"j.smith@", []string{"user:j.smith"}},
-		{"@example.org", []string{"domain:example.org"}},
-		{"jsmith.example.org", nil},
+		{"J.Smith@Example.org", []string{"user:j.smith", "domain:example.org", "alnum:jsmithexampleorg"}},
+		{"j.smith@", []string{"user:j.smith", "alnum:jsmith"}},
+		{"@example.org", []string{"domain:example.org", "alnum:exampleorg"}},
+		{"jsmith.example.org", []string{"alnum:jsmithexampleorg"}},
+		{"josé.4@mail.es", []string{"user:josé.4", "domain:mail.es", "alnum:josé4mailes"}},
+		{"_.-", nil},
 	} {
 		if got := mt.BlockingKeys(Record{Email: c.email}); !reflect.DeepEqual(got, c.want) {
 			t.Errorf("%q: keys %q, want %q", c.email, got, c.want)
