@@ -276,7 +276,17 @@ func (l *Linker) link(ctx context.Context, sourceID, org string, batch []record.
 			return nil, nil, err
 		}
 		l.stats.OversizedKeys += len(set.Oversized)
+		// The batch's records are indexed under the keys some record's
+		// candidates are found under only (few when most were filed
+		// unchanged).
 		index = map[string][]match.Candidate{}
+		for i := range keys {
+			for _, k := range keys[i] {
+				if _, ok := index[k]; !ok {
+					index[k] = nil
+				}
+			}
+		}
 	}
 	var find func(int64) int64
 	// candidates returns record i's candidates: the store's and the
@@ -350,7 +360,9 @@ func (l *Linker) link(ctx context.Context, sourceID, org string, batch []record.
 		}
 		if index != nil {
 			for _, k := range fullKeys[i] {
-				index[k] = append(index[k], match.Candidate{PatientID: pid, Record: recs[i]})
+				if c, wanted := index[k]; wanted {
+					index[k] = append(c, match.Candidate{PatientID: pid, Record: recs[i]})
+				}
 			}
 		}
 	}
