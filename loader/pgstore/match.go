@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/lib/pq"
@@ -123,6 +124,39 @@ func (l links) SaveMatch(ctx context.Context, recs []store.MatchRecord) error {
 	return nil
 }
 
+// Filed returns the match records org's local ids are filed with (see
+// link.FiledReader), by local id.
+func (l links) Filed(ctx context.Context, org string, localIDs []string) (map[string]store.MatchRecord, error) {
+	out := make(map[string]store.MatchRecord, len(localIDs))
+	if len(localIDs) == 0 {
+		return out, nil
+	}
+	rows, err := l.s.db.QueryContext(ctx, `SELECT r.local_id, r.patient_id, `+prefixed("r.", matchFields)+`, r.keys
+		FROM careindex_ops.match_record r WHERE r.org_code = $1 AND r.local_id = ANY($2::text[])`, org, pq.Array(localIDs))
+	if err != nil {
+		return nil, fmt.Errorf("reading filed match records: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		r := store.MatchRecord{OrgCode: org}
+		var keys string
+		m := &r.Record
+		if err := rows.Scan(&r.LocalID, &r.PatientID, &m.NHSNumber, &m.FamilyName, &m.GivenName, &m.DateOfBirth,
+			&m.Sex, &m.Postcode, &m.Address, &m.GPPractice, &m.Email, &m.Phone, &keys); err != nil {
+			return nil, fmt.Errorf("reading filed match records: %w", err)
+		}
+		if err := json.Unmarshal([]byte(keys), &r.Keys); err != nil {
+			return nil, fmt.Errorf("bad keys of a match record: %w", err)
+		}
+		m.ID = store.MatchID(org, r.LocalID)
+		out[r.LocalID] = r
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading filed match records: %w", err)
+	}
+	return out, nil
+}
+
 func keyColumns(rows []store.KeyRow) (keys, orgs, locals []string) {
 	keys, orgs, locals = make([]string, len(rows)), make([]string, len(rows)), make([]string, len(rows))
 	for i, r := range rows {
@@ -140,25 +174,30 @@ func prefixed(p, cols string) string {
 	return strings.Join(parts, ", ")
 }
 
-// Candidates answers in one statement: the count of records under each
-// key (up to limit+1), and the records of the keys within the limit.
+// Candidates answers in one statement: the records under each key, and
+// the keys with more than limit records (counted up to limit+1).
 func (l links) Candidates(ctx context.Context, keys []string, limit int) (match.CandidateSet, error) {
 	set := match.CandidateSet{ByKey: map[string][]match.Candidate{}}
 	if len(keys) == 0 {
 		return set, nil
 	}
-	// Each key's records are counted up to limit+1 only: a giant block
-	// (a care home's postcode) costs no more than a small one.
-	rows, err := l.s.db.QueryContext(ctx, `WITH q AS (SELECT DISTINCT unnest($1::text[]) AS key),
-		c AS MATERIALIZED (SELECT q.key, (SELECT count(*) FROM (SELECT 1 FROM careindex_ops.match_key m WHERE m.key = q.key LIMIT $2 + 1) x) AS n FROM q)
-		SELECT c.key, c.n, r.org_code, COALESCE(r.local_id, ''), COALESCE(r.patient_id, 0),
+	keys = slices.Clone(keys)
+	slices.Sort(keys)
+	keys = slices.Compact(keys)
+	// Each key's records are read up to limit+1 only, in one index scan
+	// (a giant block, a care home's postcode, costs no more than a small
+	// one and brings back one row), and each record by its primary key:
+	// plans that stay the same whatever the tables' statistics say.
+	rows, err := l.s.db.QueryContext(ctx, `SELECT q.key, k.n, r.org_code, COALESCE(r.local_id, ''), COALESCE(r.patient_id, 0),
 			COALESCE(r.nhs_number, ''), COALESCE(r.family_name, ''), COALESCE(r.given_name, ''), COALESCE(r.date_of_birth, ''),
 			COALESCE(r.sex, ''), COALESCE(r.postcode, ''), COALESCE(r.address, ''), COALESCE(r.gp_practice, ''),
 			COALESCE(r.email, ''), COALESCE(r.phone, '')
-		FROM c
-		LEFT JOIN careindex_ops.match_key k ON c.n <= $2 AND k.key = c.key
-		LEFT JOIN careindex_ops.match_record r ON r.org_code = k.org_code AND r.local_id = k.local_id
-		WHERE c.n > 0`, pq.Array(keys), limit)
+		FROM unnest($1::text[]) AS q(key)
+		CROSS JOIN LATERAL (SELECT x.org_code, x.local_id, count(*) OVER () AS n, row_number() OVER () AS rn
+			FROM (SELECT m.org_code, m.local_id FROM careindex_ops.match_key m WHERE m.key = q.key LIMIT $2 + 1) x) k
+		LEFT JOIN LATERAL (SELECT * FROM careindex_ops.match_record r
+			WHERE k.n <= $2 AND r.org_code = k.org_code AND r.local_id = k.local_id LIMIT 1) r ON true
+		WHERE k.n <= $2 OR k.rn = 1`, pq.Array(keys), limit)
 	if err != nil {
 		return set, fmt.Errorf("finding match candidates: %w", err)
 	}

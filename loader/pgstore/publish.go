@@ -155,6 +155,18 @@ func (v *version) Finish(ctx context.Context) error {
 		}
 	}
 	v.orgs, v.patients, v.locations, v.items = nil, nil, nil, nil
+	// One transaction, with the memory to build each index in one pass.
+	return v.s.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `SET LOCAL maintenance_work_mem = '256MB'`); err != nil {
+			return fmt.Errorf("finishing version %d: %w", v.n, err)
+		}
+		return v.constrain(ctx, tx)
+	})
+}
+
+// constrain adds the version check constraint and the indexes of its
+// tables, and analyzes them.
+func (v *version) constrain(ctx context.Context, tx *sql.Tx) error {
 	for _, t := range publishedTables {
 		p := partition(t.name, v.n)
 		stmts := []string{fmt.Sprintf(`ALTER TABLE %s ADD CONSTRAINT %s_v%d_version CHECK (version = %d)`, p, t.name, v.n, v.n)}
@@ -168,7 +180,7 @@ func (v *version) Finish(ctx context.Context) error {
 		}
 		stmts = append(stmts, `ANALYZE `+p)
 		for _, q := range stmts {
-			if _, err := v.s.db.ExecContext(ctx, q); err != nil {
+			if _, err := tx.ExecContext(ctx, q); err != nil {
 				return fmt.Errorf("finishing version %d: %s: %w", v.n, t.name, err)
 			}
 		}
@@ -196,9 +208,9 @@ func (v *version) Abort(ctx context.Context) error {
 // survivors returns the SQL that resolves the patient id expression pid
 // through careindex_ops.patient_survivor (a staged row may still carry a
 // merged id, see Reviews), or pid itself when no patient was ever merged.
-func (s *Store) survivors(ctx context.Context, pid string) (string, error) {
+func survivors(ctx context.Context, tx *sql.Tx, pid string) (string, error) {
 	var some bool
-	if err := s.db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM careindex_ops.patient_survivor)`).Scan(&some); err != nil {
+	if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM careindex_ops.patient_survivor)`).Scan(&some); err != nil {
 		return "", fmt.Errorf("reading merged patients: %w", err)
 	}
 	if !some {
@@ -210,11 +222,24 @@ func (s *Store) survivors(ctx context.Context, pid string) (string, error) {
 // StreamPersons streams the unmerged staged persons of deliveries, each
 // under its patient's survivor if that patient was merged.
 func (s *Store) StreamPersons(ctx context.Context, deliveries []int64, fn func(store.StagedPerson) error) error {
-	pid, err := s.survivors(ctx, "sp.patient_id")
+	return s.inTx(ctx, func(tx *sql.Tx) error { return streamPersons(ctx, tx, deliveries, fn) })
+}
+
+// sortMemory gives a publish's reads of the staged rows the memory to sort
+// a region's rows by patient in memory (not in temporary files), and no
+// JIT compilation (the planner, without statistics on the staged rows,
+// would spend a second compiling a plan that runs in a few).
+const sortMemory = "SET LOCAL work_mem = '256MB'; SET LOCAL jit = off"
+
+func streamPersons(ctx context.Context, tx *sql.Tx, deliveries []int64, fn func(store.StagedPerson) error) error {
+	if _, err := tx.ExecContext(ctx, sortMemory); err != nil {
+		return fmt.Errorf("reading staged persons: %w", err)
+	}
+	pid, err := survivors(ctx, tx, "sp.patient_id")
 	if err != nil {
 		return err
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT sp.delivery_id, sp.source_id, sp.file, sp.line, sp.org_code, sp.local_id, sp.nhs_number,
+	rows, err := tx.QueryContext(ctx, `SELECT sp.delivery_id, sp.source_id, sp.file, sp.line, sp.org_code, sp.local_id, sp.nhs_number,
 			sp.family_name, sp.given_name, COALESCE(to_char(sp.date_of_birth, 'YYYY-MM-DD'), ''), sp.sex, sp.postcode, sp.gp_practice,
 			sp.sensitive, sp.objection, sp.address, sp.email, sp.phone, `+pid+` AS pid
 		FROM careindex_ops.staged_person sp WHERE sp.delivery_id = ANY($1) AND NOT sp.merged
@@ -242,11 +267,18 @@ func (s *Store) StreamPersons(ctx context.Context, deliveries []int64, fn func(s
 // StreamItems streams the unmerged staged care items of deliveries with
 // the patient their person links to.
 func (s *Store) StreamItems(ctx context.Context, itemDeliveries, personDeliveries []int64, fn func(store.StagedItem) error) error {
-	pid, err := s.survivors(ctx, "p.patient_id")
+	return s.inTx(ctx, func(tx *sql.Tx) error { return streamItems(ctx, tx, itemDeliveries, personDeliveries, fn) })
+}
+
+func streamItems(ctx context.Context, tx *sql.Tx, itemDeliveries, personDeliveries []int64, fn func(store.StagedItem) error) error {
+	if _, err := tx.ExecContext(ctx, sortMemory); err != nil {
+		return fmt.Errorf("reading staged care items: %w", err)
+	}
+	pid, err := survivors(ctx, tx, "p.patient_id")
 	if err != nil {
 		return err
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT i.delivery_id, i.source_id, i.file, i.line, i.org_code, i.local_id, i.item_id, i.kind,
+	rows, err := tx.QueryContext(ctx, `SELECT i.delivery_id, i.source_id, i.file, i.line, i.org_code, i.local_id, i.item_id, i.kind,
 			i.code_system, i.code, i.display, COALESCE(to_char(i.start_date, 'YYYY-MM-DD'), ''),
 			COALESCE(to_char(i.end_date, 'YYYY-MM-DD'), ''), i.status, COALESCE(`+pid+`, 0) AS pid
 		FROM careindex_ops.staged_item i

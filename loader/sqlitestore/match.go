@@ -131,6 +131,43 @@ func keyRowsJSON(rows []store.KeyRow) (string, error) {
 	return jsonArray(out)
 }
 
+// Filed returns the match records org's local ids are filed with (see
+// link.FiledReader), by local id.
+func (l links) Filed(ctx context.Context, org string, localIDs []string) (map[string]store.MatchRecord, error) {
+	out := make(map[string]store.MatchRecord, len(localIDs))
+	if len(localIDs) == 0 {
+		return out, nil
+	}
+	arr, err := jsonArray(localIDs)
+	if err != nil {
+		return nil, fmt.Errorf("reading filed match records: %w", err)
+	}
+	rows, err := l.s.db.QueryContext(ctx, `SELECT local_id, patient_id, `+matchFields+`, keys FROM ops.match_record
+		WHERE org_code = ? AND local_id IN (SELECT value FROM json_each(?))`, org, arr)
+	if err != nil {
+		return nil, fmt.Errorf("reading filed match records: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		r := store.MatchRecord{OrgCode: org}
+		var keys string
+		m := &r.Record
+		if err := rows.Scan(&r.LocalID, &r.PatientID, &m.NHSNumber, &m.FamilyName, &m.GivenName, &m.DateOfBirth,
+			&m.Sex, &m.Postcode, &m.Address, &m.GPPractice, &m.Email, &m.Phone, &keys); err != nil {
+			return nil, fmt.Errorf("reading filed match records: %w", err)
+		}
+		if err := json.Unmarshal([]byte(keys), &r.Keys); err != nil {
+			return nil, fmt.Errorf("bad keys of a match record: %w", err)
+		}
+		m.ID = store.MatchID(org, r.LocalID)
+		out[r.LocalID] = r
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading filed match records: %w", err)
+	}
+	return out, nil
+}
+
 // Candidates answers in one statement: the count of records under each
 // key (up to limit+1), and the records of the keys within the limit.
 func (l links) Candidates(ctx context.Context, keys []string, limit int) (match.CandidateSet, error) {

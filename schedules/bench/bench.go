@@ -55,6 +55,11 @@ type Options struct {
 	// Keep keeps the databases and scratch files (their names are in the
 	// report).
 	Keep bool
+	// ProfileDir, when set, receives a CPU and a heap profile of each
+	// stage's careindex process (BACKEND-STAGE.cpu.pprof and
+	// BACKEND-STAGE.mem.pprof, through CAREINDEX_CPUPROFILE and
+	// CAREINDEX_MEMPROFILE).
+	ProfileDir string
 	// Log receives progress (nil: none).
 	Log *zap.Logger
 }
@@ -242,6 +247,11 @@ func Run(ctx context.Context, opts Options) (rep Report, err error) {
 	} else if err := os.MkdirAll(work, 0o755); err != nil {
 		return rep, fmt.Errorf("bench: %w", err)
 	}
+	if opts.ProfileDir != "" {
+		if err := os.MkdirAll(opts.ProfileDir, 0o755); err != nil {
+			return rep, fmt.Errorf("bench: %w", err)
+		}
+	}
 	if b.scratch, err = os.MkdirTemp(work, "run-"); err != nil {
 		return rep, fmt.Errorf("bench: %w", err)
 	}
@@ -346,12 +356,12 @@ func (b *bench) backend(ctx context.Context, name string) (br BackendReport, err
 		return br, fmt.Errorf("loading night-01's export database: %w", err)
 	}
 	log.Info("extract stage (night-01)")
-	if br.Extract, err = b.stage(ctx, st, env, "run", "--extract-only", "--config", cfg1, "--store", st.storeArg()); err != nil {
+	if br.Extract, err = b.stage(ctx, st, name+"-extract", env, "run", "--extract-only", "--config", cfg1, "--store", st.storeArg()); err != nil {
 		return br, fmt.Errorf("extract stage: %w", err)
 	}
 	log.Info("extract stage done", zap.Float64("seconds", br.Extract.Seconds), zap.Int64("rows_read", br.Extract.RowsRead))
 	log.Info("publish stage (night-01)")
-	if br.Publish, err = b.stage(ctx, st, env, "publish", "--config", cfg1, "--store", st.storeArg()); err != nil {
+	if br.Publish, err = b.stage(ctx, st, name+"-publish", env, "publish", "--config", cfg1, "--store", st.storeArg()); err != nil {
 		return br, fmt.Errorf("publish stage: %w", err)
 	}
 	if br.Published, err = st.published(ctx); err != nil {
@@ -404,7 +414,7 @@ func (b *bench) backend(ctx context.Context, name string) (br BackendReport, err
 		return br, fmt.Errorf("loading night-02's export database: %w", err)
 	}
 	log.Info("incremental night (night-02)")
-	if br.Incremental, err = b.stage(ctx, st, env, "run", "--config", cfg2, "--store", st.storeArg()); err != nil {
+	if br.Incremental, err = b.stage(ctx, st, name+"-incremental", env, "run", "--config", cfg2, "--store", st.storeArg()); err != nil {
 		return br, fmt.Errorf("incremental night: %w", err)
 	}
 	if br.PublishedIncremental, err = st.published(ctx); err != nil {
@@ -431,12 +441,17 @@ func perSecond(rows int64, seconds float64) float64 {
 	return float64(rows) / seconds
 }
 
-// stage runs the careindex binary once and reads what its runs did from
+// stage runs the careindex binary once (name, BACKEND-STAGE, names its
+// profiles) and reads what its runs did from
 // the ledger.
-func (b *bench) stage(ctx context.Context, st target, env []string, args ...string) (Stage, error) {
+func (b *bench) stage(ctx context.Context, st target, name string, env []string, args ...string) (Stage, error) {
 	before, err := st.lastRun(ctx)
 	if err != nil {
 		return Stage{}, err
+	}
+	if dir := b.opts.ProfileDir; dir != "" {
+		base := filepath.Join(dir, name)
+		env = append(slices.Clone(env), "CAREINDEX_CPUPROFILE="+base+".cpu.pprof", "CAREINDEX_MEMPROFILE="+base+".mem.pprof")
 	}
 	res, err := b.child(ctx, env, append(args, "--log-format", "json", "--log-level", "warn")...)
 	if err != nil {

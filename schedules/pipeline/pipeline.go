@@ -670,16 +670,18 @@ func (r *runner) stageFile(ctx context.Context, src config.Source, d *delivery, 
 	if r.matcher != nil && src.Kind == "persons" {
 		linker.WithMatcher(r.matcher, r.thresholds)
 	}
+	// Batches are linked and staged by a worker while the next one is read:
+	// reading and normalising overlap with the store's work.
 	var persons []record.Person
 	var items []record.CareItem
 	var rejects []store.Reject
 	rowsIn := 0
-	flush := func() error {
-		if len(persons) > 0 {
+	stageBatch := func(b stagingBatch) error {
+		if len(b.persons) > 0 {
 			// Deletions of a delta are staged as they are; the rest is linked.
 			var deletions []store.StagedPerson
-			live := persons[:0]
-			for _, p := range persons {
+			live := b.persons[:0]
+			for _, p := range b.persons {
 				if p.Deleted {
 					deletions = append(deletions, store.StagedPerson{Person: p})
 				} else {
@@ -693,25 +695,29 @@ func (r *runner) stageFile(ctx context.Context, src config.Source, d *delivery, 
 			if err != nil {
 				return err
 			}
-			rejects = append(rejects, held...)
+			b.rejects = append(b.rejects, held...)
 			if err := stager.AddPersons(ctx, linked); err != nil {
 				return err
 			}
-			persons = persons[:0]
 		}
-		if len(items) > 0 {
-			if err := stager.AddItems(ctx, items); err != nil {
+		if len(b.items) > 0 {
+			if err := stager.AddItems(ctx, b.items); err != nil {
 				return err
 			}
-			items = items[:0]
 		}
-		if len(rejects) > 0 {
-			if err := stager.AddRejects(ctx, rejects); err != nil {
+		if len(b.rejects) > 0 {
+			if err := stager.AddRejects(ctx, b.rejects); err != nil {
 				return err
 			}
-			rejects = rejects[:0]
 		}
 		return nil
+	}
+	worker := newStagingWorker(stageBatch)
+	defer worker.stop()
+	flush := func() error {
+		err := worker.send(stagingBatch{persons: persons, items: items, rejects: rejects})
+		persons, items, rejects = nil, nil, nil
+		return err
 	}
 	reasons := map[string]int{}
 	started := time.Now()
@@ -769,6 +775,9 @@ func (r *runner) stageFile(ctx context.Context, src config.Source, d *delivery, 
 	if err := flush(); err != nil {
 		return store.Delivery{}, "", fmt.Errorf("extracting %s: %w", src.ID, err)
 	}
+	if err := worker.stop(); err != nil {
+		return store.Delivery{}, "", fmt.Errorf("extracting %s: %w", src.ID, err)
+	}
 	staged, err := stager.Commit(ctx, rowsIn)
 	if err != nil {
 		return store.Delivery{}, "", err
@@ -801,6 +810,72 @@ func (r *runner) stageFile(ctx context.Context, src config.Source, d *delivery, 
 	}
 	log.Info("delivery staged", fields...)
 	return staged, "new", nil
+}
+
+// stagingBatch is one batch of a delivery's rows to link and stage.
+type stagingBatch struct {
+	persons []record.Person
+	items   []record.CareItem
+	rejects []store.Reject
+}
+
+// stagingWorker stages batches one at a time, in order, on a goroutine of
+// its own, while the caller reads the next batch. The first error stops
+// it: later batches are dropped and the error is returned by send and
+// stop.
+type stagingWorker struct {
+	batches chan stagingBatch
+	failed  chan struct{} // closed when a batch fails, after err is set
+	done    chan struct{} // closed when the worker has ended
+	err     error
+	stopped bool
+}
+
+func newStagingWorker(stage func(stagingBatch) error) *stagingWorker {
+	w := &stagingWorker{batches: make(chan stagingBatch, 1), failed: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		for b := range w.batches {
+			if w.err != nil {
+				continue
+			}
+			if err := stage(b); err != nil {
+				w.err = err
+				close(w.failed)
+			}
+		}
+	}()
+	return w
+}
+
+// send queues a batch (waiting while one is queued already) and returns
+// the error of an earlier batch, if one failed.
+func (w *stagingWorker) send(b stagingBatch) error {
+	select {
+	case <-w.failed:
+		return w.err
+	default:
+	}
+	if len(b.persons)+len(b.items)+len(b.rejects) == 0 {
+		return nil
+	}
+	select {
+	case w.batches <- b:
+		return nil
+	case <-w.failed:
+		return w.err
+	}
+}
+
+// stop waits for the queued batches to be staged and returns the first
+// error. It may be called more than once.
+func (w *stagingWorker) stop() error {
+	if !w.stopped {
+		w.stopped = true
+		close(w.batches)
+	}
+	<-w.done
+	return w.err
 }
 
 // reasonKind is the field part of a reject reason ("date_of_birth"), for

@@ -37,6 +37,14 @@
 // the store's match state (its matching fields, patient and blocking
 // keys), so that later records can find it.
 //
+// A record filed unchanged (the same matching fields and keys, with the
+// local id and the NHS number still linked to the patient it was filed
+// with) keeps that patient without being matched or checked against the
+// patient's other records again, and is not filed again: a snapshot
+// delivery resent with few changes costs a few lookups per batch. (A
+// changed record is still checked against it.) This needs a store whose
+// link state is a FiledReader.
+//
 // Patient ids come from the store's sequence, so they are never reused, and
 // links persist in the store, so they are stable from one run to the next.
 // Records are linked in batches so that the store is asked once per batch
@@ -74,6 +82,14 @@ const (
 	// patient until a person decides.
 	ReasonPossibleMatch = "possible match: given a new patient until reviewed"
 )
+
+// FiledReader is what a store's link state may offer besides store.Links:
+// the match records an organisation's local ids are filed with now (the
+// fields, patient and keys SaveMatch stored). With it, a matching Linker
+// does close to nothing for a record filed unchanged (see Link).
+type FiledReader interface {
+	Filed(ctx context.Context, org string, localIDs []string) (map[string]store.MatchRecord, error)
+}
 
 // Linker links batches of one organisation's person records.
 type Linker struct {
@@ -225,21 +241,34 @@ func (l *Linker) link(ctx context.Context, sourceID, org string, batch []record.
 		keys     [][]string // per record: the keys its candidates are found under
 		set      match.CandidateSet
 		index    map[string][]match.Candidate // the batch's records as they are assigned, by key
+		same     []bool                       // per record: filed unchanged (see filedUnchanged)
 	)
 	if m != nil {
 		recs = make([]match.Record, len(batch))
 		fullKeys = make([][]string, len(batch))
 		keys = make([][]string, len(batch))
+		same = make([]bool, len(batch))
+		var onFile map[string]store.MatchRecord
+		if fr, ok := l.links.(FiledReader); ok {
+			if onFile, err = fr.Filed(ctx, org, locals); err != nil {
+				return nil, nil, err
+			}
+		}
 		nhsKey := l.nhsKeys()
 		all := map[string]bool{}
 		var list []string
 		for i, p := range batch {
 			recs[i] = MatchRecord(org, p)
 			fullKeys[i] = m.BlockingKeys(recs[i])
+			if f, ok := onFile[p.LocalID]; ok {
+				same[i] = filedUnchanged(f, recs[i], fullKeys[i], byLocal, byNHS)
+			}
 			inStore := true
 			switch {
 			case pins[p.LocalID] != 0:
 				// Pinned by a decision: neither checked nor matched.
+			case same[i]:
+				// Its patient stands: nothing to look up.
 			case p.NHSNumber != "":
 				// The records that share the NHS number, for the
 				// demographic check: in the store only when the number is
@@ -267,7 +296,17 @@ func (l *Linker) link(ctx context.Context, sourceID, org string, batch []record.
 			return nil, nil, err
 		}
 		l.stats.OversizedKeys += len(set.Oversized)
+		// The batch's records are indexed under the keys some record's
+		// candidates are found under only (few when most were filed
+		// unchanged).
 		index = map[string][]match.Candidate{}
+		for i := range keys {
+			for _, k := range keys[i] {
+				if _, ok := index[k]; !ok {
+					index[k] = nil
+				}
+			}
+		}
 	}
 	var find func(int64) int64
 	// candidates returns record i's candidates: the store's and the
@@ -341,7 +380,9 @@ func (l *Linker) link(ctx context.Context, sourceID, org string, batch []record.
 		}
 		if index != nil {
 			for _, k := range fullKeys[i] {
-				index[k] = append(index[k], match.Candidate{PatientID: pid, Record: recs[i]})
+				if c, wanted := index[k]; wanted {
+					index[k] = append(c, match.Candidate{PatientID: pid, Record: recs[i]})
+				}
 			}
 		}
 	}
@@ -364,7 +405,7 @@ func (l *Linker) link(ctx context.Context, sourceID, org string, batch []record.
 						review: &store.Review{PatientID: k.PatientID, Reason: ReasonDOBConflict}}
 					continue
 				}
-				if m != nil {
+				if m != nil && !same[i] {
 					if ev := l.demographicsConflict(p, recs[i], k.PatientID, candidates(i)); ev != nil {
 						l.stats.HeldNHS++
 						decisions[i] = decision{reason: ReasonDemographicsConflict,
@@ -510,8 +551,10 @@ func (l *Linker) link(ctx context.Context, sourceID, org string, batch []record.
 			// The first record of a local id is the one staged (later
 			// ones are merged into it).
 			filed[p.LocalID] = true
-			saveMatch = append(saveMatch, store.MatchRecord{OrgCode: org, LocalID: p.LocalID, PatientID: pid, Record: recs[i],
-				Keys: fullKeys[i]})
+			if !same[i] || pid != byLocal[p.LocalID] { // else filed so already
+				saveMatch = append(saveMatch, store.MatchRecord{OrgCode: org, LocalID: p.LocalID, PatientID: pid, Record: recs[i],
+					Keys: fullKeys[i]})
+			}
 		}
 		linked = append(linked, store.StagedPerson{Person: p, PatientID: pid})
 	}
@@ -528,6 +571,29 @@ func (l *Linker) link(ctx context.Context, sourceID, org string, batch []record.
 		return nil, nil, err
 	}
 	return linked, held, nil
+}
+
+// filedUnchanged reports whether rec (with keys, its blocking keys) is
+// filed unchanged as f: the same matching fields and keys, its local id
+// still linked to f's patient, and so is its NHS number, if it has one.
+func filedUnchanged(f store.MatchRecord, rec match.Record, keys []string, byLocal map[string]int64, byNHS map[string]store.Link) bool {
+	if pid, ok := byLocal[f.LocalID]; !ok || pid != f.PatientID {
+		return false
+	}
+	if rec.NHSNumber != "" {
+		if k, ok := byNHS[rec.NHSNumber]; !ok || k.PatientID != f.PatientID {
+			return false
+		}
+	}
+	was := f.Record
+	was.ID = rec.ID
+	if was != rec {
+		return false
+	}
+	a, b := slices.Clone(f.Keys), slices.Clone(keys)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(slices.Compact(a), slices.Compact(b))
 }
 
 // joinable returns the provisional patients a review decision would join,

@@ -20,7 +20,7 @@ func benchCmd(ctx context.Context, env Env, args []string) int {
 	var opts bench.Options
 	var backends string
 	var asJSON bool
-	fs := newFlagSet(env, "bench", "--patients N [--seed S] [--work DIR] [--pg-dsn ADMIN_DSN] [--backends postgres,sqlite] [--json] [--keep]", nil)
+	fs := newFlagSet(env, "bench", "--patients N [--seed S] [--work DIR] [--pg-dsn ADMIN_DSN] [--backends postgres,sqlite] [--json] [--keep] [--profile DIR]", nil)
 	fs.IntVar(&opts.Patients, "patients", 0, "people in the generated region (required)")
 	fs.Int64Var(&opts.Seed, "seed", 1, "seed of the generated region")
 	fs.StringVar(&opts.Work, "work", "", "folder for the region (DIR/region, reused when its summary matches) and scratch files; default a temporary folder")
@@ -28,6 +28,7 @@ func benchCmd(ctx context.Context, env Env, args []string) int {
 	fs.StringVar(&backends, "backends", bench.Postgres+","+bench.SQLite, "store backends to benchmark, comma-separated: postgres, sqlite")
 	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	fs.BoolVar(&opts.Keep, "keep", false, "keep the databases and scratch files (listed in the report)")
+	fs.StringVar(&opts.ProfileDir, "profile", "", "write a CPU and a heap profile of each stage's careindex process into this folder (BACKEND-STAGE.cpu.pprof, .mem.pprof)")
 	fs.StringVar(&c.logFormat, "log-format", "", "log format: json or console (default: console at a terminal, json otherwise)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	if code, ok := parse(fs, args); !ok {

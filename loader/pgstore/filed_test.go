@@ -1,0 +1,52 @@
+package pgstore_test
+
+import (
+	"context"
+	"slices"
+	"testing"
+
+	"github.com/careindex/careindex/loader/pgstore/pgtest"
+	"github.com/careindex/careindex/loader/store"
+	"github.com/careindex/careindex/transform/link"
+	"github.com/careindex/careindex/transform/match"
+)
+
+// TestFiled checks that the link state reads back what SaveMatch filed,
+// so that the linker can skip records filed unchanged.
+func TestFiled(t *testing.T) {
+	st := open(t, pgtest.NewDatabase(t, "careindex_store"))
+	checkFiled(t, st.Links())
+}
+
+func checkFiled(t *testing.T, links store.Links) {
+	t.Helper()
+	ctx := context.Background()
+	fr, ok := links.(link.FiledReader)
+	if !ok {
+		t.Fatal("the link state is not a link.FiledReader")
+	}
+	rec := store.MatchRecord{OrgCode: "D81001", LocalID: "100101", PatientID: 42, Keys: []string{"k2", "k1"},
+		Record: match.Record{NHSNumber: "9434765919", FamilyName: "PENNINGTON", GivenName: "HATTIE", DateOfBirth: "1948-03-14",
+			Sex: "female", Postcode: "PE15 8RN", Address: "1 HIGH STREET", GPPractice: "D81001", Email: "h@example.org", Phone: "01234"}}
+	other := rec
+	other.OrgCode = "RGT"
+	if err := links.SaveMatch(ctx, []store.MatchRecord{rec, other}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := fr.Filed(ctx, "D81001", []string{"100101", "100102"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 {
+		t.Fatalf("Filed = %d records, want 1: %+v", len(got), got)
+	}
+	f := got["100101"]
+	want := rec.Record
+	want.ID = store.MatchID("D81001", "100101")
+	if f.OrgCode != "D81001" || f.LocalID != "100101" || f.PatientID != 42 || f.Record != want {
+		t.Errorf("Filed = %+v, want %+v", f, rec)
+	}
+	if keys := slices.Sorted(slices.Values(f.Keys)); !slices.Equal(keys, []string{"k1", "k2"}) {
+		t.Errorf("keys %v, want k1 k2", f.Keys)
+	}
+}
