@@ -82,8 +82,9 @@ type Tx interface {
 	// Pin gives the record its pinned patient: its local link, its match
 	// record and its staged rows in live deliveries.
 	Pin(ctx context.Context, org, localID string, patient int64) error
-	// Delivery reads a delivery's status and quarantined count (locking
-	// it); an unknown id is sql.ErrNoRows.
+	// Delivery reads a delivery's status and quarantined count, locking
+	// the row where the backend locks rows; an unknown id is
+	// sql.ErrNoRows.
 	Delivery(ctx context.Context, deliveryID int64) (status string, quarantined int, err error)
 	// HasStaged reports whether the delivery has an unmerged staged row of
 	// the record.
