@@ -3,13 +3,12 @@ package pgstore
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/lib/pq"
 
+	"github.com/careindex/careindex/loader/decision"
 	"github.com/careindex/careindex/loader/store"
 	"github.com/careindex/careindex/transform/record"
 )
@@ -23,7 +22,7 @@ type reviews struct{ s *Store }
 // brought up to date.
 func (l links) AddReviews(ctx context.Context, rs []store.Review) error {
 	for _, r := range rs {
-		held, err := heldJSON(r.Held)
+		held, err := decision.HeldJSON(r.Held)
 		if err != nil {
 			return err
 		}
@@ -42,18 +41,6 @@ func (l links) AddReviews(ctx context.Context, rs []store.Review) error {
 		}
 	}
 	return nil
-}
-
-// heldJSON encodes a held record for the review queue ("" for none).
-func heldJSON(p *record.Person) (string, error) {
-	if p == nil {
-		return "", nil
-	}
-	b, err := json.Marshal(p)
-	if err != nil {
-		return "", fmt.Errorf("encoding a held record: %w", err)
-	}
-	return string(b), nil
 }
 
 func nullID(id int64) any {
@@ -208,213 +195,117 @@ func (v reviews) PendingDecisions(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-func survivor(m map[int64]int64, id int64) int64 {
-	if to, ok := m[id]; ok {
-		return to
-	}
-	return id
-}
-
+// Decide records a decision on an open review item by the shared rules.
 func (v reviews) Decide(ctx context.Context, in store.Decision) (store.Decision, error) {
-	d := store.Decision{ReviewID: in.ReviewID, Kind: in.Kind, By: in.By, At: in.At, Note: in.Note}
-	if d.At.IsZero() {
-		d.At = time.Now()
-	}
-	if d.Kind != store.DecideLink && d.Kind != store.DecideSeparate {
-		return d, fmt.Errorf("deciding review item %d: unknown decision %q", d.ReviewID, d.Kind)
-	}
-	err := v.s.inTx(ctx, func(tx *sql.Tx) error {
-		// One decision at a time, and none while a run applies them.
-		if _, err := tx.ExecContext(ctx, `LOCK TABLE careindex_ops.decision IN SHARE ROW EXCLUSIVE MODE`); err != nil {
-			return err
-		}
-		var status string
-		var cand, assigned int64
-		err := tx.QueryRowContext(ctx, `SELECT status, org_code, local_id, patient_id, COALESCE(assigned_patient_id, 0)
-			FROM careindex_ops.review WHERE review_id = $1 FOR UPDATE`, d.ReviewID).Scan(&status, &d.OrgCode, &d.LocalID, &cand, &assigned)
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("%w: %d", store.ErrNoReview, d.ReviewID)
-		}
-		if err != nil {
-			return err
-		}
-		if status != store.ReviewOpen {
-			return fmt.Errorf("%w: review item %d is %s", store.ErrDecided, d.ReviewID, status)
-		}
-		all, err := changes(ctx, tx, false)
-		if err != nil {
-			return err
-		}
-		merged := store.ResolveMerges(all)
-		cand, assigned = survivor(merged, cand), survivor(merged, assigned)
-		newStatus := store.ReviewLinked
-		switch {
-		case d.Kind == store.DecideLink:
-			d.PatientID = cand
-			if assigned != 0 && assigned != cand {
-				d.OtherPatientID = assigned
-				d.Change = &store.PatientChange{Kind: store.ChangeMerge, From: assigned, To: cand}
-				var n int
-				if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM careindex_ops.decision WHERE kind = 'separate'
-					AND ((patient_id = $1 AND other_patient_id = $2) OR (patient_id = $2 AND other_patient_id = $1))`, assigned, cand).
-					Scan(&n); err != nil {
-					return err
-				}
-				if n > 0 {
-					return fmt.Errorf("%w: linking review item %d would merge patients %d and %d, which a decision kept apart",
-						store.ErrDecisionConflict, d.ReviewID, assigned, cand)
-				}
-			}
-		case assigned != 0:
-			newStatus = store.ReviewSeparated
-			d.PatientID, d.OtherPatientID = assigned, cand
-		default:
-			// A held record separated from its NHS number's patient: a
-			// patient of its own (a split).
-			newStatus = store.ReviewSeparated
-			if err := tx.QueryRowContext(ctx, `SELECT nextval('careindex_ops.patient_id_seq')`).Scan(&d.PatientID); err != nil {
-				return err
-			}
-			d.OtherPatientID = cand
-			d.Change = &store.PatientChange{Kind: store.ChangeSplit, From: cand, To: d.PatientID}
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO careindex_ops.decision
-			(review_id, org_code, local_id, kind, patient_id, other_patient_id, decided_by, decided_at, note)
-			VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)`, d.ReviewID, d.OrgCode, d.LocalID, string(d.Kind), d.PatientID, nullID(d.OtherPatientID),
-			d.By, d.At, d.Note); err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE careindex_ops.review SET status = $2 WHERE review_id = $1`, d.ReviewID, newStatus); err != nil {
-			return err
-		}
-		if c := d.Change; c != nil {
-			c.ReviewID, c.By, c.At = d.ReviewID, d.By, d.At
-			if _, err := tx.ExecContext(ctx, `INSERT INTO careindex_ops.patient_change (kind, from_patient, to_patient, review_id, decided_by, decided_at)
-				VALUES ($1,$2,$3,$4,$5,$6)`, c.Kind, c.From, c.To, c.ReviewID, c.By, c.At); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		if errors.Is(err, store.ErrNoReview) || errors.Is(err, store.ErrDecided) || errors.Is(err, store.ErrDecisionConflict) {
-			return d, err
-		}
-		return d, fmt.Errorf("deciding review item %d: %w", d.ReviewID, err)
-	}
-	// Timestamps are kept to the microsecond.
-	d.At = d.At.Truncate(time.Microsecond)
-	if d.Change != nil {
-		d.Change.At = d.At
-	}
-	return d, nil
+	return decision.Decide(ctx, v.runTx, in)
 }
 
-// pendingDecision is a decision being applied, with its review item.
-type pendingDecision struct {
-	reviewID           int64
-	org, local         string
-	kind               string
-	patient, other     int64
-	assigned, delivery int64
-	held               string
-	sourceID, file     string
-	line               int
-	merges             bool
-}
-
+// ApplyDecisions applies the pending decisions by the shared rules.
 func (v reviews) ApplyDecisions(ctx context.Context, runID int64) (int, error) {
-	applied := 0
-	err := v.s.inTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `LOCK TABLE careindex_ops.decision IN SHARE ROW EXCLUSIVE MODE`); err != nil {
-			return err
-		}
-		rows, err := tx.QueryContext(ctx, `SELECT d.review_id, d.org_code, d.local_id, d.kind, d.patient_id, COALESCE(d.other_patient_id, 0),
-				COALESCE(r.assigned_patient_id, 0), COALESCE(r.delivery_id, 0), r.held_record, r.source_id, r.file, r.line,
-				EXISTS (SELECT 1 FROM careindex_ops.patient_change c WHERE c.review_id = d.review_id AND c.kind = 'merge')
-			FROM careindex_ops.decision d JOIN careindex_ops.review r ON r.review_id = d.review_id
-			WHERE d.applied_run IS NULL ORDER BY d.decided_at, d.review_id`)
-		if err != nil {
-			return err
-		}
-		var pending []pendingDecision
-		for rows.Next() {
-			var p pendingDecision
-			if err := rows.Scan(&p.reviewID, &p.org, &p.local, &p.kind, &p.patient, &p.other, &p.assigned, &p.delivery, &p.held,
-				&p.sourceID, &p.file, &p.line, &p.merges); err != nil {
-				rows.Close()
-				return err
-			}
-			pending = append(pending, p)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		if len(pending) == 0 {
-			return nil
-		}
-		all, err := changes(ctx, tx, false)
-		if err != nil {
-			return err
-		}
-		merged := store.ResolveMerges(all)
-		// Merges: everything of each merged patient moves to its survivor,
-		// in one statement per table.
-		var from, to []int64
-		for _, p := range pending {
-			if p.merges && p.other != 0 {
-				if s := survivor(merged, p.other); s != p.other {
-					from, to = append(from, p.other), append(to, s)
-				}
-			}
-		}
-		if len(from) > 0 {
-			for _, u := range []struct{ table, col string }{
-				{"local_link", "patient_id"}, {"nhs_link", "patient_id"}, {"match_record", "patient_id"},
-				{"staged_person", "patient_id"}, {"review", "patient_id"}, {"review", "assigned_patient_id"},
-				{"decision", "patient_id"}, {"decision", "other_patient_id"},
-			} {
-				if _, err := tx.ExecContext(ctx, fmt.Sprintf(`UPDATE careindex_ops.%[1]s t SET %[2]s = m.t
-					FROM unnest($1::bigint[], $2::bigint[]) AS m(f, t) WHERE t.%[2]s = m.f`, u.table, u.col),
-					pq.Array(from), pq.Array(to)); err != nil {
-					return fmt.Errorf("merging patients: %s: %w", u.table, err)
-				}
-			}
-		}
-		for f, t := range merged {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO careindex_ops.patient_survivor (from_patient, to_patient) VALUES ($1, $2)
-				ON CONFLICT (from_patient) DO UPDATE SET to_patient = EXCLUDED.to_patient`, f, t); err != nil {
-				return fmt.Errorf("recording surviving patients: %w", err)
-			}
-		}
-		for _, p := range pending {
-			pin := survivor(merged, p.patient)
-			if err := applyPin(ctx, tx, p, pin); err != nil {
-				return err
-			}
-			if _, err := tx.ExecContext(ctx, `UPDATE careindex_ops.decision SET applied_run = $2, patient_id = $3 WHERE review_id = $1`,
-				p.reviewID, runID, pin); err != nil {
-				return err
-			}
-		}
-		applied = len(pending)
-		return nil
-	})
-	if err != nil {
-		return 0, fmt.Errorf("applying decisions: %w", err)
+	return decision.Apply(ctx, v.runTx, runID)
+}
+
+// runTx runs fn in a transaction, with the statements of decisionTx.
+func (v reviews) runTx(ctx context.Context, fn func(decision.Tx) error) error {
+	return v.s.inTx(ctx, func(tx *sql.Tx) error { return fn(decisionTx{tx}) })
+}
+
+// decisionTx is the PostgreSQL SQL of decision.Tx.
+type decisionTx struct{ tx *sql.Tx }
+
+// LockReview locks the decision table: one decision at a time, and none
+// while a run applies them.
+func (t decisionTx) LockReview(ctx context.Context, _ int64) error {
+	return t.LockPending(ctx)
+}
+
+func (t decisionTx) Review(ctx context.Context, id int64) (decision.Review, error) {
+	var r decision.Review
+	err := t.tx.QueryRowContext(ctx, `SELECT status, org_code, local_id, patient_id, COALESCE(assigned_patient_id, 0)
+		FROM careindex_ops.review WHERE review_id = $1 FOR UPDATE`, id).Scan(&r.Status, &r.OrgCode, &r.LocalID, &r.Candidate, &r.Assigned)
+	return r, err
+}
+
+func (t decisionTx) Changes(ctx context.Context) ([]store.PatientChange, error) {
+	return changes(ctx, t.tx, false)
+}
+
+func (t decisionTx) KeptApart(ctx context.Context, a, b int64) (bool, error) {
+	var n int
+	err := t.tx.QueryRowContext(ctx, `SELECT count(*) FROM careindex_ops.decision WHERE kind = 'separate'
+		AND ((patient_id = $1 AND other_patient_id = $2) OR (patient_id = $2 AND other_patient_id = $1))`, a, b).Scan(&n)
+	return n > 0, err
+}
+
+func (t decisionTx) NewPatientID(ctx context.Context) (int64, error) {
+	var id int64
+	err := t.tx.QueryRowContext(ctx, `SELECT nextval('careindex_ops.patient_id_seq')`).Scan(&id)
+	return id, err
+}
+
+func (t decisionTx) SaveDecision(ctx context.Context, d store.Decision, status string) error {
+	if _, err := t.tx.ExecContext(ctx, `INSERT INTO careindex_ops.decision
+		(review_id, org_code, local_id, kind, patient_id, other_patient_id, decided_by, decided_at, note)
+		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)`, d.ReviewID, d.OrgCode, d.LocalID, string(d.Kind), d.PatientID, nullID(d.OtherPatientID),
+		d.By, d.At, d.Note); err != nil {
+		return err
 	}
-	return applied, nil
+	if _, err := t.tx.ExecContext(ctx, `UPDATE careindex_ops.review SET status = $2 WHERE review_id = $1`, d.ReviewID, status); err != nil {
+		return err
+	}
+	if c := d.Change; c != nil {
+		if _, err := t.tx.ExecContext(ctx, `INSERT INTO careindex_ops.patient_change (kind, from_patient, to_patient, review_id, decided_by, decided_at)
+			VALUES ($1,$2,$3,$4,$5,$6)`, c.Kind, c.From, c.To, c.ReviewID, c.By, c.At); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t decisionTx) LockPending(ctx context.Context) error {
+	_, err := t.tx.ExecContext(ctx, `LOCK TABLE careindex_ops.decision IN SHARE ROW EXCLUSIVE MODE`)
+	return err
+}
+
+func (t decisionTx) Pending(ctx context.Context) ([]decision.Pending, error) {
+	rows, err := t.tx.QueryContext(ctx, `SELECT d.review_id, d.org_code, d.local_id, d.patient_id, COALESCE(d.other_patient_id, 0),
+			COALESCE(r.assigned_patient_id, 0), COALESCE(r.delivery_id, 0), r.held_record, r.source_id, r.file, r.line,
+			EXISTS (SELECT 1 FROM careindex_ops.patient_change c WHERE c.review_id = d.review_id AND c.kind = 'merge')
+		FROM careindex_ops.decision d JOIN careindex_ops.review r ON r.review_id = d.review_id
+		WHERE d.applied_run IS NULL ORDER BY d.decided_at, d.review_id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []decision.Pending
+	for rows.Next() {
+		var p decision.Pending
+		if err := rows.Scan(&p.ReviewID, &p.OrgCode, &p.LocalID, &p.Patient, &p.Other, &p.Assigned, &p.DeliveryID, &p.Held,
+			&p.SourceID, &p.File, &p.Line, &p.Merges); err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+func (t decisionTx) MovePatients(ctx context.Context, table, col string, from, to []int64) error {
+	_, err := t.tx.ExecContext(ctx, fmt.Sprintf(`UPDATE careindex_ops.%[1]s t SET %[2]s = m.t
+		FROM unnest($1::bigint[], $2::bigint[]) AS m(f, t) WHERE t.%[2]s = m.f`, table, col), pq.Array(from), pq.Array(to))
+	return err
+}
+
+func (t decisionTx) SetSurvivor(ctx context.Context, from, to int64) error {
+	_, err := t.tx.ExecContext(ctx, `INSERT INTO careindex_ops.patient_survivor (from_patient, to_patient) VALUES ($1, $2)
+		ON CONFLICT (from_patient) DO UPDATE SET to_patient = EXCLUDED.to_patient`, from, to)
+	return err
 }
 
 // liveDeliveries selects the deliveries of an organisation whose staged
 // rows may still be published.
 const liveDeliveries = `SELECT delivery_id FROM careindex_ops.delivery WHERE org_code = $1 AND status IN ('staged', 'published', 'held')`
 
-// applyPin gives a decided record its pinned patient: its local link, its
-// match record, its staged rows; and stages a held record into the
-// delivery that held it.
-func applyPin(ctx context.Context, tx *sql.Tx, p pendingDecision, pin int64) error {
+func (t decisionTx) Pin(ctx context.Context, org, local string, patient int64) error {
 	for _, q := range []string{
 		`INSERT INTO careindex_ops.local_link (org_code, local_id, patient_id) VALUES ($1, $2, $3)
 			ON CONFLICT (org_code, local_id) DO UPDATE SET patient_id = EXCLUDED.patient_id`,
@@ -422,52 +313,49 @@ func applyPin(ctx context.Context, tx *sql.Tx, p pendingDecision, pin int64) err
 		`UPDATE careindex_ops.staged_person SET patient_id = $3 WHERE delivery_id IN (` + liveDeliveries + `)
 			AND org_code = $1 AND local_id = $2 AND patient_id <> $3`,
 	} {
-		if _, err := tx.ExecContext(ctx, q, p.org, p.local, pin); err != nil {
-			return fmt.Errorf("pinning a decided record: %w", err)
+		if _, err := t.tx.ExecContext(ctx, q, org, local, patient); err != nil {
+			return err
 		}
 	}
-	if p.assigned != 0 || p.held == "" || p.delivery == 0 {
-		return nil
-	}
+	return nil
+}
+
+func (t decisionTx) Delivery(ctx context.Context, id int64) (string, int, error) {
 	var status string
 	var quarantined int
-	err := tx.QueryRowContext(ctx, `SELECT status, quarantined FROM careindex_ops.delivery WHERE delivery_id = $1 FOR UPDATE`, p.delivery).
+	err := t.tx.QueryRowContext(ctx, `SELECT status, quarantined FROM careindex_ops.delivery WHERE delivery_id = $1 FOR UPDATE`, id).
 		Scan(&status, &quarantined)
-	if errors.Is(err, sql.ErrNoRows) || (err == nil && (quarantined == 0 || (status != "staged" && status != "published" && status != "held"))) {
-		return nil // the delivery's rows are gone: the record comes back with its next delivery
-	}
-	if err != nil {
-		return fmt.Errorf("releasing a held record: %w", err)
-	}
+	return status, quarantined, err
+}
+
+func (t decisionTx) HasStaged(ctx context.Context, delivery int64, org, local string) (bool, error) {
 	var have bool
-	if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM careindex_ops.staged_person
-		WHERE delivery_id = $1 AND org_code = $2 AND local_id = $3 AND NOT merged)`, p.delivery, p.org, p.local).Scan(&have); err != nil {
-		return fmt.Errorf("releasing a held record: %w", err)
-	}
-	if have {
-		// The delivery has the local id already: the released row folds
-		// into it.
-		_, err := tx.ExecContext(ctx, `UPDATE careindex_ops.delivery SET quarantined = quarantined - 1, merged = merged + 1
-			WHERE delivery_id = $1`, p.delivery)
-		if err != nil {
-			return fmt.Errorf("releasing a held record: %w", err)
-		}
-		return nil
-	}
-	var rec record.Person
-	if err := json.Unmarshal([]byte(p.held), &rec); err != nil {
-		return fmt.Errorf("releasing a held record: %w", err)
-	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO careindex_ops.staged_person (delivery_id, source_id, file, line, org_code, local_id,
+	err := t.tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM careindex_ops.staged_person
+		WHERE delivery_id = $1 AND org_code = $2 AND local_id = $3 AND NOT merged)`, delivery, org, local).Scan(&have)
+	return have, err
+}
+
+func (t decisionTx) FoldHeld(ctx context.Context, delivery int64) error {
+	_, err := t.tx.ExecContext(ctx, `UPDATE careindex_ops.delivery SET quarantined = quarantined - 1, merged = merged + 1
+		WHERE delivery_id = $1`, delivery)
+	return err
+}
+
+func (t decisionTx) StageHeld(ctx context.Context, p decision.Pending, rec record.Person, patient int64) error {
+	if _, err := t.tx.ExecContext(ctx, `INSERT INTO careindex_ops.staged_person (delivery_id, source_id, file, line, org_code, local_id,
 			nhs_number, family_name, given_name, date_of_birth, sex, postcode, gp_practice, sensitive, objection, address, email, phone,
 			patient_id)
 		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19)`,
-		p.delivery, p.sourceID, p.file, p.line, p.org, p.local, rec.NHSNumber, rec.FamilyName, rec.GivenName, nullable(rec.DateOfBirth),
-		rec.Sex, rec.Postcode, rec.GPPractice, rec.Sensitive, rec.Objection, rec.Address, rec.Email, rec.Phone, pin); err != nil {
-		return fmt.Errorf("releasing a held record: %w", err)
+		p.DeliveryID, p.SourceID, p.File, p.Line, p.OrgCode, p.LocalID, rec.NHSNumber, rec.FamilyName, rec.GivenName, nullable(rec.DateOfBirth),
+		rec.Sex, rec.Postcode, rec.GPPractice, rec.Sensitive, rec.Objection, rec.Address, rec.Email, rec.Phone, patient); err != nil {
+		return err
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE careindex_ops.delivery SET quarantined = quarantined - 1 WHERE delivery_id = $1`, p.delivery); err != nil {
-		return fmt.Errorf("releasing a held record: %w", err)
-	}
-	return nil
+	_, err := t.tx.ExecContext(ctx, `UPDATE careindex_ops.delivery SET quarantined = quarantined - 1 WHERE delivery_id = $1`, p.DeliveryID)
+	return err
+}
+
+func (t decisionTx) MarkApplied(ctx context.Context, reviewID, runID, patient int64) error {
+	_, err := t.tx.ExecContext(ctx, `UPDATE careindex_ops.decision SET applied_run = $2, patient_id = $3 WHERE review_id = $1`,
+		reviewID, runID, patient)
+	return err
 }

@@ -3,12 +3,12 @@ package sqlitestore
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
 
+	"github.com/careindex/careindex/loader/decision"
 	"github.com/careindex/careindex/loader/store"
 	"github.com/careindex/careindex/transform/record"
 )
@@ -24,14 +24,10 @@ func (l links) AddReviews(ctx context.Context, rs []store.Review) error {
 	now := ts(time.Now())
 	held := make([]string, len(rs))
 	for i, r := range rs {
-		if r.Held == nil {
-			continue
+		var err error
+		if held[i], err = decision.HeldJSON(r.Held); err != nil {
+			return err
 		}
-		b, err := json.Marshal(r.Held)
-		if err != nil {
-			return fmt.Errorf("encoding a held record: %w", err)
-		}
-		held[i] = string(b)
 	}
 	return l.batch(ctx, "adding review items", `INSERT INTO ops.review
 		(run_id, source_id, org_code, local_id, nhs_number, patient_id, reason, file, line, created_at, assigned_patient_id, evidence,
@@ -201,215 +197,135 @@ func (v reviews) PendingDecisions(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-func survivor(m map[int64]int64, id int64) int64 {
-	if to, ok := m[id]; ok {
-		return to
-	}
-	return id
-}
-
+// Decide records a decision on an open review item by the shared rules.
+// Its time comes back in UTC, as it is stored.
 func (v reviews) Decide(ctx context.Context, in store.Decision) (store.Decision, error) {
-	d := store.Decision{ReviewID: in.ReviewID, Kind: in.Kind, By: in.By, At: in.At, Note: in.Note}
-	if d.At.IsZero() {
-		d.At = time.Now()
-	}
-	if d.Kind != store.DecideLink && d.Kind != store.DecideSeparate {
-		return d, fmt.Errorf("deciding review item %d: unknown decision %q", d.ReviewID, d.Kind)
-	}
-	err := v.s.inTx(ctx, func(tx *sql.Tx) error {
-		// Write first, so that the transaction holds the ops file's write
-		// lock before it reads.
-		if _, err := tx.ExecContext(ctx, `UPDATE ops.review SET status = status WHERE review_id = ?`, d.ReviewID); err != nil {
-			return err
-		}
-		var status string
-		var cand, assigned int64
-		err := tx.QueryRowContext(ctx, `SELECT status, org_code, local_id, patient_id, COALESCE(assigned_patient_id, 0)
-			FROM ops.review WHERE review_id = ?`, d.ReviewID).Scan(&status, &d.OrgCode, &d.LocalID, &cand, &assigned)
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("%w: %d", store.ErrNoReview, d.ReviewID)
-		}
-		if err != nil {
-			return err
-		}
-		if status != store.ReviewOpen {
-			return fmt.Errorf("%w: review item %d is %s", store.ErrDecided, d.ReviewID, status)
-		}
-		all, err := changes(ctx, tx, "")
-		if err != nil {
-			return err
-		}
-		merged := store.ResolveMerges(all)
-		cand, assigned = survivor(merged, cand), survivor(merged, assigned)
-		newStatus := store.ReviewLinked
-		switch {
-		case d.Kind == store.DecideLink:
-			d.PatientID = cand
-			if assigned != 0 && assigned != cand {
-				d.OtherPatientID = assigned
-				d.Change = &store.PatientChange{Kind: store.ChangeMerge, From: assigned, To: cand}
-				var n int
-				if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM ops.decision WHERE kind = 'separate'
-					AND ((patient_id = ?1 AND other_patient_id = ?2) OR (patient_id = ?2 AND other_patient_id = ?1))`, assigned, cand).
-					Scan(&n); err != nil {
-					return err
-				}
-				if n > 0 {
-					return fmt.Errorf("%w: linking review item %d would merge patients %d and %d, which a decision kept apart",
-						store.ErrDecisionConflict, d.ReviewID, assigned, cand)
-				}
-			}
-		case assigned != 0:
-			newStatus = store.ReviewSeparated
-			d.PatientID, d.OtherPatientID = assigned, cand
-		default:
-			// A held record separated from its NHS number's patient: a
-			// patient of its own (a split).
-			newStatus = store.ReviewSeparated
-			if err := tx.QueryRowContext(ctx, `UPDATE ops.patient_id_seq SET last = last + 1 WHERE one = 1 RETURNING last`).
-				Scan(&d.PatientID); err != nil {
-				return err
-			}
-			d.OtherPatientID = cand
-			d.Change = &store.PatientChange{Kind: store.ChangeSplit, From: cand, To: d.PatientID}
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO ops.decision
-			(review_id, org_code, local_id, kind, patient_id, other_patient_id, decided_by, decided_at, note)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, d.ReviewID, d.OrgCode, d.LocalID, string(d.Kind), d.PatientID, nullID(d.OtherPatientID),
-			d.By, ts(d.At), d.Note); err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE ops.review SET status = ? WHERE review_id = ?`, newStatus, d.ReviewID); err != nil {
-			return err
-		}
-		if c := d.Change; c != nil {
-			c.ReviewID, c.By, c.At = d.ReviewID, d.By, d.At
-			if _, err := tx.ExecContext(ctx, `INSERT INTO ops.patient_change (kind, from_patient, to_patient, review_id, decided_by, decided_at)
-				VALUES (?, ?, ?, ?, ?, ?)`, c.Kind, c.From, c.To, c.ReviewID, c.By, ts(c.At)); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	d, err := decision.Decide(ctx, v.runTx, in)
 	if err != nil {
-		if errors.Is(err, store.ErrNoReview) || errors.Is(err, store.ErrDecided) || errors.Is(err, store.ErrDecisionConflict) {
-			return d, err
-		}
-		return d, fmt.Errorf("deciding review item %d: %w", d.ReviewID, err)
+		return d, err
 	}
-	// Timestamps are kept to the microsecond.
-	d.At = d.At.UTC().Truncate(time.Microsecond)
+	d.At = d.At.UTC()
 	if d.Change != nil {
 		d.Change.At = d.At
 	}
 	return d, nil
 }
 
-// pendingDecision is a decision being applied, with its review item.
-type pendingDecision struct {
-	reviewID           int64
-	org, local         string
-	patient, other     int64
-	assigned, delivery int64
-	held               string
-	sourceID, file     string
-	line               int
-	merges             bool
+// ApplyDecisions applies the pending decisions by the shared rules.
+func (v reviews) ApplyDecisions(ctx context.Context, runID int64) (int, error) {
+	return decision.Apply(ctx, v.runTx, runID)
 }
 
-func (v reviews) ApplyDecisions(ctx context.Context, runID int64) (int, error) {
-	applied := 0
-	err := v.s.inTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `UPDATE ops.decision SET applied_run = applied_run WHERE applied_run IS NULL`); err != nil {
-			return err
-		}
-		rows, err := tx.QueryContext(ctx, `SELECT d.review_id, d.org_code, d.local_id, d.patient_id, COALESCE(d.other_patient_id, 0),
-				COALESCE(r.assigned_patient_id, 0), COALESCE(r.delivery_id, 0), r.held_record, r.source_id, r.file, r.line,
-				EXISTS (SELECT 1 FROM ops.patient_change c WHERE c.review_id = d.review_id AND c.kind = 'merge')
-			FROM ops.decision d JOIN ops.review r ON r.review_id = d.review_id
-			WHERE d.applied_run IS NULL ORDER BY d.decided_at, d.review_id`)
-		if err != nil {
-			return err
-		}
-		var pending []pendingDecision
-		for rows.Next() {
-			var p pendingDecision
-			if err := rows.Scan(&p.reviewID, &p.org, &p.local, &p.patient, &p.other, &p.assigned, &p.delivery, &p.held,
-				&p.sourceID, &p.file, &p.line, &p.merges); err != nil {
-				rows.Close()
-				return err
-			}
-			pending = append(pending, p)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		if len(pending) == 0 {
-			return nil
-		}
-		all, err := changes(ctx, tx, "")
-		if err != nil {
-			return err
-		}
-		merged := store.ResolveMerges(all)
-		// Merges: everything of each merged patient moves to its survivor,
-		// in one statement per table. Ids are integers: safe to inline.
-		var from []int64
-		var cases strings.Builder
-		for _, p := range pending {
-			if p.merges && p.other != 0 {
-				if s := survivor(merged, p.other); s != p.other {
-					from = append(from, p.other)
-					fmt.Fprintf(&cases, " WHEN %d THEN %d", p.other, s)
-				}
-			}
-		}
-		if len(from) > 0 {
-			for _, u := range []struct{ table, col string }{
-				{"local_link", "patient_id"}, {"nhs_link", "patient_id"}, {"match_record", "patient_id"},
-				{"staged_person", "patient_id"}, {"review", "patient_id"}, {"review", "assigned_patient_id"},
-				{"decision", "patient_id"}, {"decision", "other_patient_id"},
-			} {
-				if _, err := tx.ExecContext(ctx, fmt.Sprintf(`UPDATE ops.%[1]s SET %[2]s = CASE %[2]s%[3]s END WHERE %[2]s IN (%[4]s)`,
-					u.table, u.col, cases.String(), idList(from))); err != nil {
-					return fmt.Errorf("merging patients: %s: %w", u.table, err)
-				}
-			}
-		}
-		for f, t := range merged {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO ops.patient_survivor (from_patient, to_patient) VALUES (?, ?)
-				ON CONFLICT (from_patient) DO UPDATE SET to_patient = excluded.to_patient`, f, t); err != nil {
-				return fmt.Errorf("recording surviving patients: %w", err)
-			}
-		}
-		for _, p := range pending {
-			pin := survivor(merged, p.patient)
-			if err := applyPin(ctx, tx, p, pin); err != nil {
-				return err
-			}
-			if _, err := tx.ExecContext(ctx, `UPDATE ops.decision SET applied_run = ?, patient_id = ? WHERE review_id = ?`,
-				runID, pin, p.reviewID); err != nil {
-				return err
-			}
-		}
-		applied = len(pending)
-		return nil
-	})
-	if err != nil {
-		return 0, fmt.Errorf("applying decisions: %w", err)
+// runTx runs fn in a transaction, with the statements of decisionTx.
+func (v reviews) runTx(ctx context.Context, fn func(decision.Tx) error) error {
+	return v.s.inTx(ctx, func(tx *sql.Tx) error { return fn(decisionTx{tx}) })
+}
+
+// decisionTx is the SQLite SQL of decision.Tx.
+type decisionTx struct{ tx *sql.Tx }
+
+// LockReview writes first, so that the transaction holds the ops file's
+// write lock before it reads.
+func (t decisionTx) LockReview(ctx context.Context, id int64) error {
+	_, err := t.tx.ExecContext(ctx, `UPDATE ops.review SET status = status WHERE review_id = ?`, id)
+	return err
+}
+
+func (t decisionTx) Review(ctx context.Context, id int64) (decision.Review, error) {
+	var r decision.Review
+	err := t.tx.QueryRowContext(ctx, `SELECT status, org_code, local_id, patient_id, COALESCE(assigned_patient_id, 0)
+		FROM ops.review WHERE review_id = ?`, id).Scan(&r.Status, &r.OrgCode, &r.LocalID, &r.Candidate, &r.Assigned)
+	return r, err
+}
+
+func (t decisionTx) Changes(ctx context.Context) ([]store.PatientChange, error) {
+	return changes(ctx, t.tx, "")
+}
+
+func (t decisionTx) KeptApart(ctx context.Context, a, b int64) (bool, error) {
+	var n int
+	err := t.tx.QueryRowContext(ctx, `SELECT count(*) FROM ops.decision WHERE kind = 'separate'
+		AND ((patient_id = ?1 AND other_patient_id = ?2) OR (patient_id = ?2 AND other_patient_id = ?1))`, a, b).Scan(&n)
+	return n > 0, err
+}
+
+func (t decisionTx) NewPatientID(ctx context.Context) (int64, error) {
+	var id int64
+	err := t.tx.QueryRowContext(ctx, `UPDATE ops.patient_id_seq SET last = last + 1 WHERE one = 1 RETURNING last`).Scan(&id)
+	return id, err
+}
+
+func (t decisionTx) SaveDecision(ctx context.Context, d store.Decision, status string) error {
+	if _, err := t.tx.ExecContext(ctx, `INSERT INTO ops.decision
+		(review_id, org_code, local_id, kind, patient_id, other_patient_id, decided_by, decided_at, note)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, d.ReviewID, d.OrgCode, d.LocalID, string(d.Kind), d.PatientID, nullID(d.OtherPatientID),
+		d.By, ts(d.At), d.Note); err != nil {
+		return err
 	}
-	return applied, nil
+	if _, err := t.tx.ExecContext(ctx, `UPDATE ops.review SET status = ? WHERE review_id = ?`, status, d.ReviewID); err != nil {
+		return err
+	}
+	if c := d.Change; c != nil {
+		if _, err := t.tx.ExecContext(ctx, `INSERT INTO ops.patient_change (kind, from_patient, to_patient, review_id, decided_by, decided_at)
+			VALUES (?, ?, ?, ?, ?, ?)`, c.Kind, c.From, c.To, c.ReviewID, c.By, ts(c.At)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// LockPending writes first, so that the transaction holds the ops file's
+// write lock before it reads.
+func (t decisionTx) LockPending(ctx context.Context) error {
+	_, err := t.tx.ExecContext(ctx, `UPDATE ops.decision SET applied_run = applied_run WHERE applied_run IS NULL`)
+	return err
+}
+
+func (t decisionTx) Pending(ctx context.Context) ([]decision.Pending, error) {
+	rows, err := t.tx.QueryContext(ctx, `SELECT d.review_id, d.org_code, d.local_id, d.patient_id, COALESCE(d.other_patient_id, 0),
+			COALESCE(r.assigned_patient_id, 0), COALESCE(r.delivery_id, 0), r.held_record, r.source_id, r.file, r.line,
+			EXISTS (SELECT 1 FROM ops.patient_change c WHERE c.review_id = d.review_id AND c.kind = 'merge')
+		FROM ops.decision d JOIN ops.review r ON r.review_id = d.review_id
+		WHERE d.applied_run IS NULL ORDER BY d.decided_at, d.review_id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []decision.Pending
+	for rows.Next() {
+		var p decision.Pending
+		if err := rows.Scan(&p.ReviewID, &p.OrgCode, &p.LocalID, &p.Patient, &p.Other, &p.Assigned, &p.DeliveryID, &p.Held,
+			&p.SourceID, &p.File, &p.Line, &p.Merges); err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// MovePatients moves patients with a CASE: ids are integers, safe to
+// inline.
+func (t decisionTx) MovePatients(ctx context.Context, table, col string, from, to []int64) error {
+	var cases strings.Builder
+	for i := range from {
+		fmt.Fprintf(&cases, " WHEN %d THEN %d", from[i], to[i])
+	}
+	_, err := t.tx.ExecContext(ctx, fmt.Sprintf(`UPDATE ops.%[1]s SET %[2]s = CASE %[2]s%[3]s END WHERE %[2]s IN (%[4]s)`,
+		table, col, cases.String(), idList(from)))
+	return err
+}
+
+func (t decisionTx) SetSurvivor(ctx context.Context, from, to int64) error {
+	_, err := t.tx.ExecContext(ctx, `INSERT INTO ops.patient_survivor (from_patient, to_patient) VALUES (?, ?)
+		ON CONFLICT (from_patient) DO UPDATE SET to_patient = excluded.to_patient`, from, to)
+	return err
 }
 
 // liveDeliveries selects the deliveries of an organisation whose staged
 // rows may still be published.
 const liveDeliveries = `SELECT delivery_id FROM ops.delivery WHERE org_code = ?1 AND status IN ('staged', 'published', 'held')`
 
-// applyPin gives a decided record its pinned patient: its local link, its
-// match record, its staged rows; and stages a held record into the
-// delivery that held it.
-func applyPin(ctx context.Context, tx *sql.Tx, p pendingDecision, pin int64) error {
+func (t decisionTx) Pin(ctx context.Context, org, local string, patient int64) error {
 	for _, q := range []string{
 		`INSERT INTO ops.local_link (org_code, local_id, patient_id) VALUES (?1, ?2, ?3)
 			ON CONFLICT (org_code, local_id) DO UPDATE SET patient_id = excluded.patient_id`,
@@ -417,52 +333,50 @@ func applyPin(ctx context.Context, tx *sql.Tx, p pendingDecision, pin int64) err
 		`UPDATE ops.staged_person SET patient_id = ?3 WHERE org_code = ?1 AND local_id = ?2 AND patient_id <> ?3
 			AND delivery_id IN (` + liveDeliveries + `)`,
 	} {
-		if _, err := tx.ExecContext(ctx, q, p.org, p.local, pin); err != nil {
-			return fmt.Errorf("pinning a decided record: %w", err)
+		if _, err := t.tx.ExecContext(ctx, q, org, local, patient); err != nil {
+			return err
 		}
 	}
-	if p.assigned != 0 || p.held == "" || p.delivery == 0 {
-		return nil
-	}
+	return nil
+}
+
+func (t decisionTx) Delivery(ctx context.Context, id int64) (string, int, error) {
 	var status string
 	var quarantined int
-	err := tx.QueryRowContext(ctx, `SELECT status, quarantined FROM ops.delivery WHERE delivery_id = ?`, p.delivery).Scan(&status, &quarantined)
-	if errors.Is(err, sql.ErrNoRows) || (err == nil && (quarantined == 0 || (status != "staged" && status != "published" && status != "held"))) {
-		return nil // the delivery's rows are gone: the record comes back with its next delivery
-	}
-	if err != nil {
-		return fmt.Errorf("releasing a held record: %w", err)
-	}
+	err := t.tx.QueryRowContext(ctx, `SELECT status, quarantined FROM ops.delivery WHERE delivery_id = ?`, id).Scan(&status, &quarantined)
+	return status, quarantined, err
+}
+
+func (t decisionTx) HasStaged(ctx context.Context, delivery int64, org, local string) (bool, error) {
 	var have bool
-	if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM ops.staged_person
-		WHERE org_code = ? AND local_id = ? AND delivery_id = ? AND merged = 0)`, p.org, p.local, p.delivery).Scan(&have); err != nil {
-		return fmt.Errorf("releasing a held record: %w", err)
-	}
-	if have {
-		// The delivery has the local id already: the released row folds
-		// into it.
-		if _, err := tx.ExecContext(ctx, `UPDATE ops.delivery SET quarantined = quarantined - 1, merged = merged + 1
-			WHERE delivery_id = ?`, p.delivery); err != nil {
-			return fmt.Errorf("releasing a held record: %w", err)
-		}
-		return nil
-	}
-	var rec record.Person
-	if err := json.Unmarshal([]byte(p.held), &rec); err != nil {
-		return fmt.Errorf("releasing a held record: %w", err)
-	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO ops.staged_person (delivery_id, source_id, file, line, org_code, local_id,
+	err := t.tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM ops.staged_person
+		WHERE org_code = ? AND local_id = ? AND delivery_id = ? AND merged = 0)`, org, local, delivery).Scan(&have)
+	return have, err
+}
+
+func (t decisionTx) FoldHeld(ctx context.Context, delivery int64) error {
+	_, err := t.tx.ExecContext(ctx, `UPDATE ops.delivery SET quarantined = quarantined - 1, merged = merged + 1
+		WHERE delivery_id = ?`, delivery)
+	return err
+}
+
+func (t decisionTx) StageHeld(ctx context.Context, p decision.Pending, rec record.Person, patient int64) error {
+	if _, err := t.tx.ExecContext(ctx, `INSERT INTO ops.staged_person (delivery_id, source_id, file, line, org_code, local_id,
 			nhs_number, family_name, given_name, date_of_birth, sex, postcode, gp_practice, sensitive, objection, address, email, phone,
 			patient_id)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		p.delivery, p.sourceID, p.file, p.line, p.org, p.local, rec.NHSNumber, rec.FamilyName, rec.GivenName, nullable(rec.DateOfBirth),
-		rec.Sex, rec.Postcode, rec.GPPractice, rec.Sensitive, rec.Objection, rec.Address, rec.Email, rec.Phone, pin); err != nil {
-		return fmt.Errorf("releasing a held record: %w", err)
+		p.DeliveryID, p.SourceID, p.File, p.Line, p.OrgCode, p.LocalID, rec.NHSNumber, rec.FamilyName, rec.GivenName, nullable(rec.DateOfBirth),
+		rec.Sex, rec.Postcode, rec.GPPractice, rec.Sensitive, rec.Objection, rec.Address, rec.Email, rec.Phone, patient); err != nil {
+		return err
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE ops.delivery SET quarantined = quarantined - 1 WHERE delivery_id = ?`, p.delivery); err != nil {
-		return fmt.Errorf("releasing a held record: %w", err)
-	}
-	return nil
+	_, err := t.tx.ExecContext(ctx, `UPDATE ops.delivery SET quarantined = quarantined - 1 WHERE delivery_id = ?`, p.DeliveryID)
+	return err
+}
+
+func (t decisionTx) MarkApplied(ctx context.Context, reviewID, runID, patient int64) error {
+	_, err := t.tx.ExecContext(ctx, `UPDATE ops.decision SET applied_run = ?, patient_id = ? WHERE review_id = ?`,
+		runID, patient, reviewID)
+	return err
 }
 
 // publishedMerges reads the merges of applied decisions, each merged
