@@ -123,18 +123,7 @@ func (s *Store) ensureRole(ctx context.Context) error {
 }
 
 func (s *Store) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("beginning transaction: %w", err)
-	}
-	if err := fn(tx); err != nil {
-		tx.Rollback()
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("committing: %w", err)
-	}
-	return nil
+	return store.InTx(ctx, s.db, fn)
 }
 
 // StartRun takes the run's advisory locks and records a new run. Every run

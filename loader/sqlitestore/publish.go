@@ -549,7 +549,7 @@ func (s *Store) Swap(ctx context.Context, sw store.Swap) error {
 			}
 		}
 		if err := s.withSync(ctx, "ops", func(o *sql.Conn) error {
-			return inTx(ctx, o, func(otx *sql.Tx) error { return recordSwap(ctx, otx, sw) })
+			return store.InTx(ctx, o, func(otx *sql.Tx) error { return recordSwap(ctx, otx, sw) })
 		}); err != nil {
 			return err
 		}

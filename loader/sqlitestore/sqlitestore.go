@@ -277,26 +277,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 // should write (to the one file it writes), so that the transaction takes
 // its write lock, waiting if need be, before it reads anything.
 func (s *Store) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
-	return inTx(ctx, s.db, fn)
-}
-
-type beginner interface {
-	BeginTx(context.Context, *sql.TxOptions) (*sql.Tx, error)
-}
-
-func inTx(ctx context.Context, db beginner, fn func(*sql.Tx) error) error {
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("beginning transaction: %w", err)
-	}
-	if err := fn(tx); err != nil {
-		tx.Rollback()
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("committing: %w", err)
-	}
-	return nil
+	return store.InTx(ctx, s.db, fn)
 }
 
 // StartRun takes the run's locks and records a new run. Every run locks the

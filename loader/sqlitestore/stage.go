@@ -100,7 +100,7 @@ func (st *stager) insertTemp(ctx context.Context, q string, n int, row func(i in
 	// Statements run without the caller's cancellation (a watcher per row
 	// costs more than the row); the batch checks ctx above.
 	bg := context.WithoutCancel(ctx)
-	return inTx(bg, st.conn, func(tx *sql.Tx) error {
+	return store.InTx(bg, st.conn, func(tx *sql.Tx) error {
 		stmt, err := tx.PrepareContext(bg, q)
 		if err != nil {
 			return fmt.Errorf("staging delivery of %s: %w", st.d.SourceID, err)
@@ -158,7 +158,7 @@ func (st *stager) Commit(ctx context.Context, rowsIn int) (store.Delivery, error
 		return st.d, fmt.Errorf("staging delivery of %s: the stager is closed", st.d.SourceID)
 	}
 	var merged int
-	err := inTx(ctx, st.conn, func(tx *sql.Tx) error {
+	err := store.InTx(ctx, st.conn, func(tx *sql.Tx) error {
 		steps := []struct {
 			what string
 			q    string
