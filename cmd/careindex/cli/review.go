@@ -232,6 +232,10 @@ func score(it store.ReviewItem) string {
 
 func assignedText(it store.ReviewItem) string {
 	if it.Held() {
+		if it.Status != store.ReviewOpen {
+			// Released by the decision: 'review show' names its patient.
+			return "held, decided"
+		}
 		return "held"
 	}
 	return strconv.FormatInt(it.Assigned, 10)
