@@ -60,6 +60,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) *Backend) {
 		{"UnfinishedVersion", testUnfinishedVersion},
 		{"Links", testLinks},
 		{"MatchState", testMatchState},
+		{"Filed", testFiled},
 		{"ReviewEvidence", testReviewEvidence},
 		{"Decisions", testDecisions},
 		{"DeltaContact", testDeltaContact},

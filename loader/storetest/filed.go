@@ -1,26 +1,19 @@
-package pgstore_test
+package storetest
 
 import (
-	"context"
 	"slices"
 	"testing"
 
-	"github.com/careindex/careindex/loader/pgstore/pgtest"
 	"github.com/careindex/careindex/loader/store"
 	"github.com/careindex/careindex/transform/link"
 	"github.com/careindex/careindex/transform/match"
 )
 
-// TestFiled checks that the link state reads back what SaveMatch filed,
+// testFiled checks that the link state reads back what SaveMatch filed,
 // so that the linker can skip records filed unchanged.
-func TestFiled(t *testing.T) {
-	st := open(t, pgtest.NewDatabase(t, "careindex_store"))
-	checkFiled(t, st.Links())
-}
-
-func checkFiled(t *testing.T, links store.Links) {
-	t.Helper()
-	ctx := context.Background()
+func testFiled(t *testing.T, b *Backend) {
+	ctx := ctxFor(t)
+	links := b.Store.Links()
 	fr, ok := links.(link.FiledReader)
 	if !ok {
 		t.Fatal("the link state is not a link.FiledReader")
@@ -30,13 +23,8 @@ func checkFiled(t *testing.T, links store.Links) {
 			Sex: "female", Postcode: "PE15 8RN", Address: "1 HIGH STREET", GPPractice: "D81001", Email: "h@example.org", Phone: "01234"}}
 	other := rec
 	other.OrgCode = "RGT"
-	if err := links.SaveMatch(ctx, []store.MatchRecord{rec, other}); err != nil {
-		t.Fatal(err)
-	}
-	got, err := fr.Filed(ctx, "D81001", []string{"100101", "100102"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	noErr(t, links.SaveMatch(ctx, []store.MatchRecord{rec, other}))
+	got := try(fr.Filed(ctx, "D81001", []string{"100101", "100102"})).must(t)
 	if len(got) != 1 {
 		t.Fatalf("Filed = %d records, want 1: %+v", len(got), got)
 	}
