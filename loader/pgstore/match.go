@@ -16,8 +16,8 @@ import (
 )
 
 // The match state: careindex_ops.match_record (one row per organisation's
-// record: matching fields and patient), careindex_ops.match_key (the
-// blocking keys each record is filed under) and careindex_ops.match_meta
+// record: matching fields and patient), careindex_ops.match_key_h (the
+// blocking keys each record is filed under, as store.KeyHash) and careindex_ops.match_meta
 // (the model and key signature). Nothing here is logged: fields and keys
 // are patient data.
 
@@ -102,16 +102,16 @@ func (l links) SaveMatch(ctx context.Context, recs []store.MatchRecord) error {
 		}
 		if len(plan.Remove) > 0 {
 			k, o, lo := keyColumns(plan.Remove)
-			if _, err := tx.ExecContext(ctx, `DELETE FROM careindex_ops.match_key m
-				USING unnest($1::text[], $2::text[], $3::text[]) AS u(key, org_code, local_id)
-				WHERE m.key = u.key AND m.org_code = u.org_code AND m.local_id = u.local_id`, pq.Array(k), pq.Array(o), pq.Array(lo)); err != nil {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM careindex_ops.match_key_h m
+				USING unnest($1::bigint[], $2::text[], $3::text[]) AS u(key_hash, org_code, local_id)
+				WHERE m.key_hash = u.key_hash AND m.org_code = u.org_code AND m.local_id = u.local_id`, pq.Array(k), pq.Array(o), pq.Array(lo)); err != nil {
 				return err
 			}
 		}
 		if len(plan.Add) > 0 {
 			k, o, lo := keyColumns(plan.Add)
-			if _, err := tx.ExecContext(ctx, `INSERT INTO careindex_ops.match_key (key, org_code, local_id)
-				SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) ON CONFLICT DO NOTHING`,
+			if _, err := tx.ExecContext(ctx, `INSERT INTO careindex_ops.match_key_h (key_hash, org_code, local_id)
+				SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[]) ON CONFLICT DO NOTHING`,
 				pq.Array(k), pq.Array(o), pq.Array(lo)); err != nil {
 				return err
 			}
@@ -157,12 +157,12 @@ func (l links) Filed(ctx context.Context, org string, localIDs []string) (map[st
 	return out, nil
 }
 
-func keyColumns(rows []store.KeyRow) (keys, orgs, locals []string) {
-	keys, orgs, locals = make([]string, len(rows)), make([]string, len(rows)), make([]string, len(rows))
+func keyColumns(rows []store.KeyRow) (hashes []int64, orgs, locals []string) {
+	hashes, orgs, locals = make([]int64, len(rows)), make([]string, len(rows)), make([]string, len(rows))
 	for i, r := range rows {
-		keys[i], orgs[i], locals[i] = r.Key, r.OrgCode, r.LocalID
+		hashes[i], orgs[i], locals[i] = r.Hash, r.OrgCode, r.LocalID
 	}
-	return keys, orgs, locals
+	return hashes, orgs, locals
 }
 
 // prefixed qualifies each column of a comma-separated list.
@@ -175,15 +175,14 @@ func prefixed(p, cols string) string {
 }
 
 // Candidates answers in one statement: the records under each key, and
-// the keys with more than limit records (counted up to limit+1).
+// the keys with more than limit records (counted up to limit+1). It asks
+// by hash and answers each key given with what its hash holds.
 func (l links) Candidates(ctx context.Context, keys []string, limit int) (match.CandidateSet, error) {
 	set := match.CandidateSet{ByKey: map[string][]match.Candidate{}}
 	if len(keys) == 0 {
 		return set, nil
 	}
-	keys = slices.Clone(keys)
-	slices.Sort(keys)
-	keys = slices.Compact(keys)
+	hashes, byHash := store.KeyHashes(keys)
 	// Each key's records are read up to limit+1 only, in one index scan
 	// (a giant block, a care home's postcode, costs no more than a small
 	// one and brings back one row), and each record by its primary key:
@@ -192,23 +191,24 @@ func (l links) Candidates(ctx context.Context, keys []string, limit int) (match.
 			COALESCE(r.nhs_number, ''), COALESCE(r.family_name, ''), COALESCE(r.given_name, ''), COALESCE(r.date_of_birth, ''),
 			COALESCE(r.sex, ''), COALESCE(r.postcode, ''), COALESCE(r.address, ''), COALESCE(r.gp_practice, ''),
 			COALESCE(r.email, ''), COALESCE(r.phone, '')
-		FROM unnest($1::text[]) AS q(key)
+		FROM unnest($1::bigint[]) AS q(key)
 		CROSS JOIN LATERAL (SELECT x.org_code, x.local_id, count(*) OVER () AS n, row_number() OVER () AS rn
-			FROM (SELECT m.org_code, m.local_id FROM careindex_ops.match_key m WHERE m.key = q.key LIMIT $2 + 1) x) k
+			FROM (SELECT m.org_code, m.local_id FROM careindex_ops.match_key_h m WHERE m.key_hash = q.key LIMIT $2 + 1) x) k
 		LEFT JOIN LATERAL (SELECT * FROM careindex_ops.match_record r
 			WHERE k.n <= $2 AND r.org_code = k.org_code AND r.local_id = k.local_id LIMIT 1) r ON true
-		WHERE k.n <= $2 OR k.rn = 1`, pq.Array(keys), limit)
+		WHERE k.n <= $2 OR k.rn = 1`, pq.Array(hashes), limit)
 	if err != nil {
 		return set, fmt.Errorf("finding match candidates: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var key, local string
+		var local string
+		var hash int64
 		var n int
 		var org sql.NullString
 		var c match.Candidate
 		m := &c.Record
-		if err := rows.Scan(&key, &n, &org, &local, &c.PatientID, &m.NHSNumber, &m.FamilyName, &m.GivenName, &m.DateOfBirth,
+		if err := rows.Scan(&hash, &n, &org, &local, &c.PatientID, &m.NHSNumber, &m.FamilyName, &m.GivenName, &m.DateOfBirth,
 			&m.Sex, &m.Postcode, &m.Address, &m.GPPractice, &m.Email, &m.Phone); err != nil {
 			return set, fmt.Errorf("finding match candidates: %w", err)
 		}
@@ -216,14 +216,18 @@ func (l links) Candidates(ctx context.Context, keys []string, limit int) (match.
 			if set.Oversized == nil {
 				set.Oversized = map[string]int{}
 			}
-			set.Oversized[key] = n
+			for _, key := range byHash[hash] {
+				set.Oversized[key] = n
+			}
 			continue
 		}
 		if !org.Valid {
 			continue
 		}
 		m.ID = store.MatchID(org.String, local)
-		set.ByKey[key] = append(set.ByKey[key], c)
+		for _, key := range byHash[hash] {
+			set.ByKey[key] = append(set.ByKey[key], c)
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return set, fmt.Errorf("finding match candidates: %w", err)
@@ -274,7 +278,7 @@ func (l links) Rekey(ctx context.Context, signature string, keysOf func(match.Re
 		if current == signature {
 			return nil
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM careindex_ops.match_key`); err != nil {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM careindex_ops.match_key_h`); err != nil {
 			return err
 		}
 		var afterOrg, afterLocal string
@@ -290,7 +294,8 @@ func (l links) Rekey(ctx context.Context, signature string, keysOf func(match.Re
 			if err != nil {
 				return err
 			}
-			var keys, orgs, locals, recOrgs, recLocals, recKeys []string
+			var keyRows []store.KeyRow
+			var recOrgs, recLocals, recKeys []string
 			n := 0
 			for rows.Next() {
 				var org, local string
@@ -303,7 +308,7 @@ func (l links) Rekey(ctx context.Context, signature string, keysOf func(match.Re
 				m.ID = store.MatchID(org, local)
 				ks := keysOf(m)
 				for _, k := range ks {
-					keys, orgs, locals = append(keys, k), append(orgs, org), append(locals, local)
+					keyRows = append(keyRows, store.KeyRow{Hash: store.KeyHash(k), RecordRef: store.RecordRef{OrgCode: org, LocalID: local}})
 				}
 				b, err := json.Marshal(ks)
 				if err != nil {
@@ -319,10 +324,12 @@ func (l links) Rekey(ctx context.Context, signature string, keysOf func(match.Re
 				return err
 			}
 			first = false
-			if len(keys) > 0 {
-				if _, err := tx.ExecContext(ctx, `INSERT INTO careindex_ops.match_key (key, org_code, local_id)
-					SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) ORDER BY 1 ON CONFLICT DO NOTHING`,
-					pq.Array(keys), pq.Array(orgs), pq.Array(locals)); err != nil {
+			if len(keyRows) > 0 {
+				slices.SortFunc(keyRows, store.CompareKeyRows)
+				hashes, orgs, locals := keyColumns(keyRows)
+				if _, err := tx.ExecContext(ctx, `INSERT INTO careindex_ops.match_key_h (key_hash, org_code, local_id)
+					SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[]) ON CONFLICT DO NOTHING`,
+					pq.Array(hashes), pq.Array(orgs), pq.Array(locals)); err != nil {
 					return err
 				}
 			}

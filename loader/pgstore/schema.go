@@ -216,7 +216,7 @@ CREATE TABLE IF NOT EXISTS careindex_ops.patient_change (
 
 -- Probabilistic matching state: each linked person record's matching
 -- fields and patient (match_record), the blocking keys it is filed under
--- (match_key), and the model and key signature in use (match_meta). All of
+-- (match_key_h, by hash), and the model and key signature in use (match_meta). All of
 -- it is patient data.
 CREATE TABLE IF NOT EXISTS careindex_ops.match_record (
 	org_code      text NOT NULL,
@@ -239,13 +239,13 @@ CREATE TABLE IF NOT EXISTS careindex_ops.match_record (
 ALTER TABLE careindex_ops.match_record ADD COLUMN IF NOT EXISTS keys text NOT NULL DEFAULT '[]';
 CREATE INDEX IF NOT EXISTS match_record_patient ON careindex_ops.match_record (patient_id);
 
-CREATE TABLE IF NOT EXISTS careindex_ops.match_key (
-	key      text NOT NULL,
+-- Each key is filed as its 64-bit hash (store.KeyHash).
+CREATE TABLE IF NOT EXISTS careindex_ops.match_key_h (
+	key_hash bigint NOT NULL,
 	org_code text NOT NULL,
 	local_id text NOT NULL,
-	PRIMARY KEY (key, org_code, local_id)
+	PRIMARY KEY (key_hash, org_code, local_id)
 );
-DROP INDEX IF EXISTS careindex_ops.match_key_record;
 
 CREATE TABLE IF NOT EXISTS careindex_ops.match_meta (
 	one        boolean PRIMARY KEY DEFAULT true CHECK (one),
@@ -253,6 +253,16 @@ CREATE TABLE IF NOT EXISTS careindex_ops.match_meta (
 	model      text NOT NULL DEFAULT '',
 	updated_at timestamptz NOT NULL DEFAULT now()
 );
+
+-- A store that filed its keys as text (match_key) drops them and forgets
+-- their signature: the next run files every record again by hash.
+DO $$
+BEGIN
+	IF to_regclass('careindex_ops.match_key') IS NOT NULL THEN
+		DROP TABLE careindex_ops.match_key;
+		UPDATE careindex_ops.match_meta SET signature = '';
+	END IF;
+END $$;
 
 CREATE TABLE IF NOT EXISTS careindex_ops.withheld_summary (
 	run_id    bigint NOT NULL,

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/careindex/careindex/loader/store"
@@ -15,7 +14,7 @@ import (
 )
 
 // The match state, as in pgstore: ops.match_record (each organisation's
-// record: matching fields and patient), ops.match_key (the blocking keys
+// record: matching fields and patient), ops.match_key_h (the blocking keys
 // each record is filed under) and ops.match_meta (the model and key
 // signature). Nothing here is logged: fields and keys are patient data.
 
@@ -42,7 +41,7 @@ func (l links) SaveMatch(ctx context.Context, recs []store.MatchRecord) error {
 		}
 		// A write first, so that the transaction holds the write lock
 		// before it reads what it is about to change.
-		if _, err := tx.ExecContext(ctx, `DELETE FROM ops.match_key WHERE 0`); err != nil {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM ops.match_key_h WHERE 0`); err != nil {
 			return err
 		}
 		stored := map[store.RecordRef]store.MatchRecord{}
@@ -101,7 +100,7 @@ func (l links) SaveMatch(ctx context.Context, recs []store.MatchRecord) error {
 			if arr, err = keyRowsJSON(plan.Remove); err != nil {
 				return err
 			}
-			if _, err := tx.ExecContext(ctx, `DELETE FROM ops.match_key WHERE (key, org_code, local_id) IN
+			if _, err := tx.ExecContext(ctx, `DELETE FROM ops.match_key_h WHERE (key_hash, org_code, local_id) IN
 				(SELECT value->>0, value->>1, value->>2 FROM json_each(?))`, arr); err != nil {
 				return err
 			}
@@ -110,7 +109,7 @@ func (l links) SaveMatch(ctx context.Context, recs []store.MatchRecord) error {
 			if arr, err = keyRowsJSON(plan.Add); err != nil {
 				return err
 			}
-			if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO ops.match_key (key, org_code, local_id)
+			if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO ops.match_key_h (key_hash, org_code, local_id)
 				SELECT value->>0, value->>1, value->>2 FROM json_each(?)`, arr); err != nil {
 				return err
 			}
@@ -124,9 +123,9 @@ func (l links) SaveMatch(ctx context.Context, recs []store.MatchRecord) error {
 }
 
 func keyRowsJSON(rows []store.KeyRow) (string, error) {
-	out := make([][3]string, len(rows))
+	out := make([][3]any, len(rows))
 	for i, r := range rows {
-		out[i] = [3]string{r.Key, r.OrgCode, r.LocalID}
+		out[i] = [3]any{r.Hash, r.OrgCode, r.LocalID}
 	}
 	return jsonArray(out)
 }
@@ -175,20 +174,21 @@ func (l links) Candidates(ctx context.Context, keys []string, limit int) (match.
 	if len(keys) == 0 {
 		return set, nil
 	}
-	arr, err := jsonArray(keys)
+	hashes, byHash := store.KeyHashes(keys)
+	arr, err := jsonArray(hashes)
 	if err != nil {
 		return set, fmt.Errorf("finding match candidates: %w", err)
 	}
 	// Each key's records are counted up to limit+1 only: a giant block
 	// (a care home's postcode) costs no more than a small one.
 	rows, err := l.s.db.QueryContext(ctx, `WITH q AS MATERIALIZED (SELECT DISTINCT value AS key FROM json_each(?1)),
-		c AS MATERIALIZED (SELECT q.key, (SELECT count(*) FROM (SELECT 1 FROM ops.match_key m WHERE m.key = q.key LIMIT ?2 + 1)) AS n FROM q)
+		c AS MATERIALIZED (SELECT q.key, (SELECT count(*) FROM (SELECT 1 FROM ops.match_key_h m WHERE m.key_hash = q.key LIMIT ?2 + 1)) AS n FROM q)
 		SELECT c.key, c.n, r.org_code, COALESCE(r.local_id, ''), COALESCE(r.patient_id, 0),
 			COALESCE(r.nhs_number, ''), COALESCE(r.family_name, ''), COALESCE(r.given_name, ''), COALESCE(r.date_of_birth, ''),
 			COALESCE(r.sex, ''), COALESCE(r.postcode, ''), COALESCE(r.address, ''), COALESCE(r.gp_practice, ''),
 			COALESCE(r.email, ''), COALESCE(r.phone, '')
 		FROM c
-		LEFT JOIN ops.match_key k ON c.n <= ?2 AND k.key = c.key
+		LEFT JOIN ops.match_key_h k ON c.n <= ?2 AND k.key_hash = c.key
 		LEFT JOIN ops.match_record r ON r.org_code = k.org_code AND r.local_id = k.local_id
 		WHERE c.n > 0`, arr, limit)
 	if err != nil {
@@ -196,12 +196,13 @@ func (l links) Candidates(ctx context.Context, keys []string, limit int) (match.
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var key, local string
+		var local string
+		var hash int64
 		var n int
 		var org sql.NullString
 		var c match.Candidate
 		m := &c.Record
-		if err := rows.Scan(&key, &n, &org, &local, &c.PatientID, &m.NHSNumber, &m.FamilyName, &m.GivenName, &m.DateOfBirth,
+		if err := rows.Scan(&hash, &n, &org, &local, &c.PatientID, &m.NHSNumber, &m.FamilyName, &m.GivenName, &m.DateOfBirth,
 			&m.Sex, &m.Postcode, &m.Address, &m.GPPractice, &m.Email, &m.Phone); err != nil {
 			return set, fmt.Errorf("finding match candidates: %w", err)
 		}
@@ -209,14 +210,18 @@ func (l links) Candidates(ctx context.Context, keys []string, limit int) (match.
 			if set.Oversized == nil {
 				set.Oversized = map[string]int{}
 			}
-			set.Oversized[key] = n
+			for _, key := range byHash[hash] {
+				set.Oversized[key] = n
+			}
 			continue
 		}
 		if !org.Valid {
 			continue
 		}
 		m.ID = store.MatchID(org.String, local)
-		set.ByKey[key] = append(set.ByKey[key], c)
+		for _, key := range byHash[hash] {
+			set.ByKey[key] = append(set.ByKey[key], c)
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return set, fmt.Errorf("finding match candidates: %w", err)
@@ -271,7 +276,7 @@ func (l links) Rekey(ctx context.Context, signature string, keysOf func(match.Re
 		if current == signature {
 			return nil
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM ops.match_key`); err != nil {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM ops.match_key_h`); err != nil {
 			return err
 		}
 		var afterOrg, afterLocal string
@@ -313,7 +318,7 @@ func (l links) Rekey(ctx context.Context, signature string, keysOf func(match.Re
 			var recKeys [][3]string
 			for _, r := range page {
 				for _, k := range r.keys {
-					keyRows = append(keyRows, store.KeyRow{Key: k, RecordRef: store.RecordRef{OrgCode: r.org, LocalID: r.local}})
+					keyRows = append(keyRows, store.KeyRow{Hash: store.KeyHash(k), RecordRef: store.RecordRef{OrgCode: r.org, LocalID: r.local}})
 				}
 				keys, err := jsonArray(r.keys)
 				if err != nil {
@@ -323,12 +328,12 @@ func (l links) Rekey(ctx context.Context, signature string, keysOf func(match.Re
 				afterOrg, afterLocal = r.org, r.local
 			}
 			if len(keyRows) > 0 {
-				slices.SortFunc(keyRows, func(a, b store.KeyRow) int { return strings.Compare(a.Key, b.Key) })
+				slices.SortFunc(keyRows, store.CompareKeyRows)
 				arr, err := keyRowsJSON(keyRows)
 				if err != nil {
 					return err
 				}
-				if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO ops.match_key (key, org_code, local_id)
+				if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO ops.match_key_h (key_hash, org_code, local_id)
 					SELECT value->>0, value->>1, value->>2 FROM json_each(?)`, arr); err != nil {
 					return err
 				}

@@ -31,7 +31,7 @@ func TestMigrateFromVersion1(t *testing.T) {
 		`ALTER TABLE ops.review DROP COLUMN assigned_patient_id`,
 		`ALTER TABLE ops.review DROP COLUMN evidence`,
 		`DROP TABLE ops.match_record`,
-		`DROP TABLE ops.match_key`,
+		`DROP TABLE ops.match_key_h`,
 		`DROP TABLE ops.match_meta`,
 		`PRAGMA main.user_version = 1`,
 		`PRAGMA ops.user_version = 1`,

@@ -2,13 +2,16 @@ package sqlitestore
 
 // schemaVersion is recorded in PRAGMA user_version of both files; Migrate
 // does nothing (and takes no write lock) when both are current.
-const schemaVersion = 3
+const schemaVersion = 4
 
 // Schema history: version 2 added the match state (match_record, match_key,
 // match_meta), staged_person.email and .phone, run_source.duplicates and
 // review.assigned_patient_id and .evidence; version 3 added decisions
 // (decision, patient_change, review.delivery_id and .held_record) and the
-// published patient_merge; addColumns brings an older ops file up to date.
+// published patient_merge; version 4 files blocking keys by hash
+// (match_key_h replaces match_key; dropTextKeys drops the old table and
+// clears the key signature, so the next run files every record again);
+// addColumns brings an older ops file up to date.
 
 // publishedSchema is the published file (attached as main). It holds only
 // what a viewer may read: the versioned rows, the live pointer, the list of
@@ -339,11 +342,12 @@ CREATE TABLE IF NOT EXISTS ops.match_record (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS ops.match_record_patient ON match_record (patient_id);
 
-CREATE TABLE IF NOT EXISTS ops.match_key (
-	key      TEXT NOT NULL,
+-- Each key is filed as its 64-bit hash (store.KeyHash).
+CREATE TABLE IF NOT EXISTS ops.match_key_h (
+	key_hash INTEGER NOT NULL,
 	org_code TEXT NOT NULL,
 	local_id TEXT NOT NULL,
-	PRIMARY KEY (key, org_code, local_id)
+	PRIMARY KEY (key_hash, org_code, local_id)
 ) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS ops.match_meta (

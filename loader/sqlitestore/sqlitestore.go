@@ -256,6 +256,9 @@ func (s *Store) Migrate(ctx context.Context) error {
 		if err := addColumns(ctx, conn); err != nil {
 			return err
 		}
+		if err := dropTextKeys(ctx, conn); err != nil {
+			return err
+		}
 		for _, q := range []string{
 			fmt.Sprintf("PRAGMA main.user_version = %d", schemaVersion),
 			fmt.Sprintf("PRAGMA ops.user_version = %d", schemaVersion)} {
@@ -618,6 +621,26 @@ func addColumns(ctx context.Context, conn *sql.Conn) error {
 		}
 		if _, err := conn.ExecContext(ctx, `ALTER TABLE ops.`+c.table+` ADD COLUMN `+c.column+` `+c.decl); err != nil {
 			return fmt.Errorf("adding column %s.%s: %w", c.table, c.column, err)
+		}
+	}
+	return nil
+}
+
+// dropTextKeys drops the key table of a store that filed its keys as text
+// (before schema version 4) and clears the key signature, so that the next
+// run files every record again by hash.
+func dropTextKeys(ctx context.Context, conn *sql.Conn) error {
+	var n int
+	if err := conn.QueryRowContext(ctx, `SELECT count(*) FROM ops.sqlite_master WHERE type = 'table' AND name = 'match_key'`).
+		Scan(&n); err != nil {
+		return fmt.Errorf("reading the key tables: %w", err)
+	}
+	if n == 0 {
+		return nil
+	}
+	for _, q := range []string{`DROP TABLE ops.match_key`, `UPDATE ops.match_meta SET signature = ''`} {
+		if _, err := conn.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("dropping the text keys: %w", err)
 		}
 	}
 	return nil

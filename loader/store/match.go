@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"slices"
 	"strings"
 )
@@ -8,16 +9,72 @@ import (
 // RecordRef names an organisation's record in the match state.
 type RecordRef struct{ OrgCode, LocalID string }
 
-// KeyRow is one row of the key table: a record filed under a key.
+// KeyRow is one row of the key table: a record filed under a key, the key
+// stored as its KeyHash.
 type KeyRow struct {
-	Key string
+	Hash int64
 	RecordRef
+}
+
+// KeyHash is the 64-bit FNV-1a hash of a blocking key, as the backends
+// store it: smaller rows and indexes than the text. It is stable across
+// processes and versions (the stores keep it). Two keys with one hash only
+// bring each other's records as candidates, which are then scored.
+func KeyHash(key string) int64 {
+	const offset, prime = 14695981039346656037, 1099511628211
+	h := uint64(offset)
+	for i := 0; i < len(key); i++ {
+		h ^= uint64(key[i])
+		h *= prime
+	}
+	return int64(h)
+}
+
+// KeyHashes maps each distinct key's hash to the keys (in the order given,
+// without repeats) that have it, and returns the distinct hashes sorted:
+// what a backend asks for, and how it maps the answer back to the keys.
+func KeyHashes(keys []string) (hashes []int64, byHash map[int64][]string) {
+	byHash = make(map[int64][]string, len(keys))
+	for _, k := range keys {
+		h := KeyHash(k)
+		ks, seen := byHash[h]
+		if !seen {
+			hashes = append(hashes, h)
+		}
+		if !slices.Contains(ks, k) {
+			byHash[h] = append(ks, k)
+		}
+	}
+	slices.Sort(hashes)
+	return hashes, byHash
+}
+
+// sortedHashes returns the distinct hashes of keys, sorted.
+func sortedHashes(keys []string) []int64 {
+	hs := make([]int64, len(keys))
+	for i, k := range keys {
+		hs[i] = KeyHash(k)
+	}
+	slices.Sort(hs)
+	return slices.Compact(hs)
+}
+
+// CompareKeyRows orders key rows by hash, then record: the order of the
+// key table's primary key.
+func CompareKeyRows(a, b KeyRow) int {
+	if c := cmp.Compare(a.Hash, b.Hash); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.OrgCode, b.OrgCode); c != 0 {
+		return c
+	}
+	return strings.Compare(a.LocalID, b.LocalID)
 }
 
 // MatchSave is what a backend writes for a SaveMatch call: the records to
 // upsert (new or changed, with the keys they are filed under now) and the
-// key rows to remove and to add, sorted by key so that they go into the
-// key index in order.
+// key rows to remove and to add, sorted (CompareKeyRows) so that they go
+// into the key index in order.
 type MatchSave struct {
 	Upserts []MatchRecord
 	Remove  []KeyRow
@@ -45,9 +102,8 @@ func PlanMatchSave(recs []MatchRecord, stored map[RecordRef]MatchRecord) MatchSa
 		r.Keys = keys
 		r.Record.ID = ""
 		old, ok := stored[ref]
-		var oldKeys []string
 		if ok {
-			oldKeys = slices.Clone(old.Keys)
+			oldKeys := slices.Clone(old.Keys)
 			slices.Sort(oldKeys)
 			oldKeys = slices.Compact(oldKeys)
 			old.Record.ID = ""
@@ -56,27 +112,24 @@ func PlanMatchSave(recs []MatchRecord, stored map[RecordRef]MatchRecord) MatchSa
 			}
 		}
 		plan.Upserts = append(plan.Upserts, r)
-		for _, k := range oldKeys {
-			if _, found := slices.BinarySearch(keys, k); !found {
-				plan.Remove = append(plan.Remove, KeyRow{k, ref})
+		// The key rows move by hash: keys that share one share a row.
+		hashes := sortedHashes(keys)
+		var oldHashes []int64
+		if ok {
+			oldHashes = sortedHashes(old.Keys)
+		}
+		for _, h := range oldHashes {
+			if _, found := slices.BinarySearch(hashes, h); !found {
+				plan.Remove = append(plan.Remove, KeyRow{h, ref})
 			}
 		}
-		for _, k := range keys {
-			if _, found := slices.BinarySearch(oldKeys, k); !found {
-				plan.Add = append(plan.Add, KeyRow{k, ref})
+		for _, h := range hashes {
+			if _, found := slices.BinarySearch(oldHashes, h); !found {
+				plan.Add = append(plan.Add, KeyRow{h, ref})
 			}
 		}
 	}
-	byKey := func(a, b KeyRow) int {
-		if c := strings.Compare(a.Key, b.Key); c != 0 {
-			return c
-		}
-		if c := strings.Compare(a.OrgCode, b.OrgCode); c != 0 {
-			return c
-		}
-		return strings.Compare(a.LocalID, b.LocalID)
-	}
-	slices.SortFunc(plan.Remove, byKey)
-	slices.SortFunc(plan.Add, byKey)
+	slices.SortFunc(plan.Remove, CompareKeyRows)
+	slices.SortFunc(plan.Add, CompareKeyRows)
 	return plan
 }

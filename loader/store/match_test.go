@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/careindex/careindex/loader/store"
@@ -13,7 +14,9 @@ func TestPlanMatchSave(t *testing.T) {
 		return store.MatchRecord{OrgCode: "A81001", LocalID: local, PatientID: pid, Record: match.Record{FamilyName: family}, Keys: keys}
 	}
 	ref := func(local string) store.RecordRef { return store.RecordRef{OrgCode: "A81001", LocalID: local} }
-	kr := func(key, local string) store.KeyRow { return store.KeyRow{Key: key, RecordRef: ref(local)} }
+	kr := func(key, local string) store.KeyRow {
+		return store.KeyRow{Hash: store.KeyHash(key), RecordRef: ref(local)}
+	}
 	stored := map[store.RecordRef]store.MatchRecord{
 		ref("same"):    rec("same", 1, "X", "b", "a"),
 		ref("changed"): rec("changed", 2, "Y", "k1", "k2"),
@@ -35,7 +38,35 @@ func TestPlanMatchSave(t *testing.T) {
 		Remove: []store.KeyRow{kr("k1", "changed")},
 		Add:    []store.KeyRow{kr("k3", "changed"), kr("n1", "new"), kr("n2", "new"), kr("t2", "twice")},
 	}
+	slices.SortFunc(want.Remove, store.CompareKeyRows)
+	slices.SortFunc(want.Add, store.CompareKeyRows)
 	if !reflect.DeepEqual(plan, want) {
 		t.Errorf("plan:\n got %+v\nwant %+v", plan, want)
+	}
+}
+
+// TestKeyHash: the hash the stores keep must never change (it is FNV-1a
+// 64), and distinct keys get distinct hashes.
+func TestKeyHash(t *testing.T) {
+	for _, c := range []struct {
+		key  string
+		want uint64
+	}{
+		{"", 0xcbf29ce484222325},
+		{"a", 0xaf63dc4c8601ec8c},
+		{"foobar", 0x85944171f73967e8},
+	} {
+		if got := uint64(store.KeyHash(c.key)); got != c.want {
+			t.Errorf("KeyHash(%q) = %#x, want %#x", c.key, got, c.want)
+		}
+	}
+	hashes, byHash := store.KeyHashes([]string{"b", "a", "b", "c"})
+	if len(hashes) != 3 || !slices.IsSorted(hashes) {
+		t.Errorf("KeyHashes hashes %v", hashes)
+	}
+	for _, k := range []string{"a", "b", "c"} {
+		if got := byHash[store.KeyHash(k)]; !slices.Equal(got, []string{k}) {
+			t.Errorf("KeyHashes[%q] = %v", k, got)
+		}
 	}
 }
