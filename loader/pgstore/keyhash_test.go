@@ -6,6 +6,7 @@ import (
 
 	"github.com/careindex/careindex/loader/pgstore/pgtest"
 	"github.com/careindex/careindex/loader/store"
+	"github.com/careindex/careindex/loader/storetest"
 	"github.com/careindex/careindex/transform/match"
 )
 
@@ -44,24 +45,5 @@ func TestMigrateTextKeys(t *testing.T) {
 	if err := s.DB().QueryRowContext(ctx, `SELECT to_regclass('careindex_ops.match_key')::text`).Scan(&old); err != nil || old != nil {
 		t.Errorf("text key table left: %v %v", old, err)
 	}
-	meta, ok, err := l.MatchMeta(ctx)
-	if err != nil || !ok || meta.Signature != "" {
-		t.Fatalf("meta after migrating: %+v %v %v, want an empty signature", meta, ok, err)
-	}
-	keysOf := func(r match.Record) []string { return []string{"fam:" + r.FamilyName, "other"} }
-	if got, err := l.Rekey(ctx, "sig1", keysOf); err != nil || got != 1 {
-		t.Fatalf("Rekey: %d %v, want 1 record", got, err)
-	}
-	set, err := l.Candidates(ctx, []string{"fam:X", "other", "old"}, 10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, k := range []string{"fam:X", "other"} {
-		if c := set.ByKey[k]; len(c) != 1 || c[0].PatientID != 7 {
-			t.Errorf("candidates under %q: %+v", k, c)
-		}
-	}
-	if c := set.ByKey["old"]; len(c) != 0 {
-		t.Errorf("candidates under a key no longer filed: %+v", c)
-	}
+	storetest.CheckRekeyAfterTextKeys(t, l)
 }

@@ -38,3 +38,30 @@ func testFiled(t *testing.T, b *Backend) {
 		t.Errorf("keys %v, want k1 k2", f.Keys)
 	}
 }
+
+// CheckRekeyAfterTextKeys checks a store just migrated from one whose
+// blocking keys were filed as text: the key signature is cleared, so that
+// Rekey files every record again, and Candidates then finds the one record
+// the test saved (family name X, patient 7) under its new keys only.
+// Each backend's migration test sets up the old store and calls it.
+func CheckRekeyAfterTextKeys(t *testing.T, l store.Links) {
+	t.Helper()
+	ctx := ctxFor(t)
+	meta, ok, err := l.MatchMeta(ctx)
+	if err != nil || !ok || meta.Signature != "" {
+		t.Fatalf("meta after migrating: %+v %v %v, want an empty signature", meta, ok, err)
+	}
+	keysOf := func(r match.Record) []string { return []string{"fam:" + r.FamilyName, "other"} }
+	if got, err := l.Rekey(ctx, "sig1", keysOf); err != nil || got != 1 {
+		t.Fatalf("Rekey: %d %v, want 1 record", got, err)
+	}
+	set := try(l.Candidates(ctx, []string{"fam:X", "other", "old"}, 10)).must(t)
+	for _, k := range []string{"fam:X", "other"} {
+		if c := set.ByKey[k]; len(c) != 1 || c[0].PatientID != 7 {
+			t.Errorf("candidates under %q: %+v", k, c)
+		}
+	}
+	if c := set.ByKey["old"]; len(c) != 0 {
+		t.Errorf("candidates under a key no longer filed: %+v", c)
+	}
+}
