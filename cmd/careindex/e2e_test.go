@@ -189,31 +189,7 @@ func queryLines(t *testing.T, db *sql.DB, q string) string {
 		t.Fatalf("query %s: %v", q, err)
 	}
 	defer rows.Close()
-	cols, _ := rows.Columns()
-	var b strings.Builder
-	for rows.Next() {
-		vals := make([]any, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
-			t.Fatal(err)
-		}
-		parts := make([]string, len(vals))
-		for i, v := range vals {
-			if bs, ok := v.([]byte); ok {
-				v = string(bs)
-			}
-			parts[i] = fmt.Sprint(v)
-		}
-		b.WriteString(strings.Join(parts, " | "))
-		b.WriteString("\n")
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return b.String()
+	return rowsText(t, rows)
 }
 
 func golden(t *testing.T, name, got string) {

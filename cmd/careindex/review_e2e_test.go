@@ -140,7 +140,7 @@ func newReviewStore(t *testing.T, backend string, dir string) reviewStore {
 	}}
 }
 
-// rowsText renders rows as queryLines does.
+// rowsText renders rows one line each, columns separated by " | ".
 func rowsText(t *testing.T, rows *sql.Rows) string {
 	t.Helper()
 	cols, err := rows.Columns()
