@@ -125,13 +125,13 @@ func (l links) SaveMatch(ctx context.Context, recs []store.MatchRecord) error {
 }
 
 // Filed returns the match records org's local ids are filed with (see
-// link.FiledReader), by local id.
+// link.FiledReader), by local id, without their keys.
 func (l links) Filed(ctx context.Context, org string, localIDs []string) (map[string]store.MatchRecord, error) {
 	out := make(map[string]store.MatchRecord, len(localIDs))
 	if len(localIDs) == 0 {
 		return out, nil
 	}
-	rows, err := l.s.db.QueryContext(ctx, `SELECT r.local_id, r.patient_id, `+prefixed("r.", matchFields)+`, r.keys
+	rows, err := l.s.db.QueryContext(ctx, `SELECT r.local_id, r.patient_id, `+prefixed("r.", matchFields)+`
 		FROM careindex_ops.match_record r WHERE r.org_code = $1 AND r.local_id = ANY($2::text[])`, org, pq.Array(localIDs))
 	if err != nil {
 		return nil, fmt.Errorf("reading filed match records: %w", err)
@@ -139,14 +139,10 @@ func (l links) Filed(ctx context.Context, org string, localIDs []string) (map[st
 	defer rows.Close()
 	for rows.Next() {
 		r := store.MatchRecord{OrgCode: org}
-		var keys string
 		m := &r.Record
 		if err := rows.Scan(&r.LocalID, &r.PatientID, &m.NHSNumber, &m.FamilyName, &m.GivenName, &m.DateOfBirth,
-			&m.Sex, &m.Postcode, &m.Address, &m.GPPractice, &m.Email, &m.Phone, &keys); err != nil {
+			&m.Sex, &m.Postcode, &m.Address, &m.GPPractice, &m.Email, &m.Phone); err != nil {
 			return nil, fmt.Errorf("reading filed match records: %w", err)
-		}
-		if err := json.Unmarshal([]byte(keys), &r.Keys); err != nil {
-			return nil, fmt.Errorf("bad keys of a match record: %w", err)
 		}
 		m.ID = store.MatchID(org, r.LocalID)
 		out[r.LocalID] = r

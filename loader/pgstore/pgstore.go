@@ -60,8 +60,11 @@ func Open(ctx context.Context, dsn string, log *zap.Logger) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening postgres store: %w", err)
 	}
-	db.SetMaxOpenConns(10)
-	db.SetMaxIdleConns(6)
+	// Two deliveries may stage at once (StagesConcurrently), each copying
+	// persons or items, and rejects, over connections of its own while
+	// linking reads the match state.
+	db.SetMaxOpenConns(12)
+	db.SetMaxIdleConns(8)
 	db.SetConnMaxIdleTime(time.Minute)
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -74,6 +77,11 @@ func Open(ctx context.Context, dsn string, log *zap.Logger) (*Store, error) {
 
 // DB returns the underlying pool, for tests and tools.
 func (s *Store) DB() *sql.DB { return s.db }
+
+// StagesConcurrently reports that deliveries of different sources may be
+// staged at the same time (store.ConcurrentStaging): each stager copies
+// over connections of its own.
+func (s *Store) StagesConcurrently() bool { return true }
 
 // Close releases the connections and any run lock still held.
 func (s *Store) Close() error {

@@ -131,7 +131,7 @@ func keyRowsJSON(rows []store.KeyRow) (string, error) {
 }
 
 // Filed returns the match records org's local ids are filed with (see
-// link.FiledReader), by local id.
+// link.FiledReader), by local id, without their keys.
 func (l links) Filed(ctx context.Context, org string, localIDs []string) (map[string]store.MatchRecord, error) {
 	out := make(map[string]store.MatchRecord, len(localIDs))
 	if len(localIDs) == 0 {
@@ -141,7 +141,7 @@ func (l links) Filed(ctx context.Context, org string, localIDs []string) (map[st
 	if err != nil {
 		return nil, fmt.Errorf("reading filed match records: %w", err)
 	}
-	rows, err := l.s.db.QueryContext(ctx, `SELECT local_id, patient_id, `+matchFields+`, keys FROM ops.match_record
+	rows, err := l.s.db.QueryContext(ctx, `SELECT local_id, patient_id, `+matchFields+` FROM ops.match_record
 		WHERE org_code = ? AND local_id IN (SELECT value FROM json_each(?))`, org, arr)
 	if err != nil {
 		return nil, fmt.Errorf("reading filed match records: %w", err)
@@ -149,14 +149,10 @@ func (l links) Filed(ctx context.Context, org string, localIDs []string) (map[st
 	defer rows.Close()
 	for rows.Next() {
 		r := store.MatchRecord{OrgCode: org}
-		var keys string
 		m := &r.Record
 		if err := rows.Scan(&r.LocalID, &r.PatientID, &m.NHSNumber, &m.FamilyName, &m.GivenName, &m.DateOfBirth,
-			&m.Sex, &m.Postcode, &m.Address, &m.GPPractice, &m.Email, &m.Phone, &keys); err != nil {
+			&m.Sex, &m.Postcode, &m.Address, &m.GPPractice, &m.Email, &m.Phone); err != nil {
 			return nil, fmt.Errorf("reading filed match records: %w", err)
-		}
-		if err := json.Unmarshal([]byte(keys), &r.Keys); err != nil {
-			return nil, fmt.Errorf("bad keys of a match record: %w", err)
 		}
 		m.ID = store.MatchID(org, r.LocalID)
 		out[r.LocalID] = r

@@ -23,6 +23,15 @@ import (
 	"github.com/careindex/careindex/transform/record"
 )
 
+// ConcurrentStaging is implemented by a store in which deliveries of
+// different sources may be staged at the same time, each by a goroutine
+// of its own (PostgreSQL: every stager copies over connections of its own).
+// A store without it (SQLite, one writer at a time) stages one delivery
+// at a time.
+type ConcurrentStaging interface {
+	StagesConcurrently() bool
+}
+
 // Store is a regional store backend.
 type Store interface {
 	// Migrate creates or upgrades the schemas and the reader role. It is

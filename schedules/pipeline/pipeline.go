@@ -13,8 +13,11 @@
 //     area, bad rows to quarantine. Linking is deterministic on the NHS
 //     number and, with matching on (config.Matching), probabilistic for
 //     records without one (transform/link); the run first makes the store's
-//     match state ready for the configured model. A source that fails keeps
-//     its last good delivery in the index, flagged stale;
+//     match state ready for the configured model. Person sources are staged
+//     one at a time in configuration order; on a store that allows it
+//     (store.ConcurrentStaging) care item sources are staged beside them.
+//     A source that fails keeps its last good delivery in the index,
+//     flagged stale;
 //  3. if anything changed (a delivery, the register, a source's staleness,
 //     or a review decision not yet published), a new version is assembled
 //     from every source's current delivery (objections applied), checked
@@ -187,6 +190,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 			return Result{Status: store.RunFailed}, fmt.Errorf("%w: %q is not in the configuration", ErrUnknownSource, id)
 		}
 	}
+	opts.Progress = syncProgress(opts.Progress)
 	r := &runner{opts: opts, cfg: cfg, log: opts.Log}
 	if opts.DryRun {
 		return r.dryRun(ctx)
@@ -283,6 +287,7 @@ func (r *runner) run(ctx context.Context) (res Result, err error) {
 		states[i] = sourceState{src: s, rank: i}
 	}
 	changed := false
+	var extract []int
 	for i := range states {
 		s := &states[i]
 		cur, ok, err := st.CurrentDelivery(ctx, s.src.ID)
@@ -308,10 +313,18 @@ func (r *runner) run(ctx context.Context) (res Result, err error) {
 			}
 			continue
 		}
-		if err := ctx.Err(); err != nil {
-			return res, err
-		}
-		d, status, err := r.stage(ctx, s.src, s.current)
+		extract = append(extract, i)
+	}
+	if err := ctx.Err(); err != nil {
+		return res, err
+	}
+	results := r.stageAll(ctx, states, extract)
+	if err := ctx.Err(); err != nil {
+		return res, err
+	}
+	for _, i := range extract {
+		s := &states[i]
+		d, status, err := results[i].delivery, results[i].status, results[i].err
 		switch {
 		case err != nil && ctx.Err() != nil:
 			return res, ctx.Err()

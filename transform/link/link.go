@@ -85,7 +85,8 @@ const (
 
 // FiledReader is what a store's link state may offer besides store.Links:
 // the match records an organisation's local ids are filed with now (the
-// fields, patient and keys SaveMatch stored). With it, a matching Linker
+// fields and patient SaveMatch stored; the keys need not be read back, as
+// under one key signature the same fields give the same keys). With it, a matching Linker
 // does close to nothing for a record filed unchanged (see Link).
 type FiledReader interface {
 	Filed(ctx context.Context, org string, localIDs []string) (map[string]store.MatchRecord, error)
@@ -259,9 +260,13 @@ func (l *Linker) link(ctx context.Context, sourceID, org string, batch []record.
 		var list []string
 		for i, p := range batch {
 			recs[i] = MatchRecord(org, p)
-			fullKeys[i] = m.BlockingKeys(recs[i])
-			if f, ok := onFile[p.LocalID]; ok {
-				same[i] = filedUnchanged(f, recs[i], fullKeys[i], byLocal, byNHS)
+			if f, ok := onFile[p.LocalID]; ok && filedUnchanged(f, recs[i], byLocal, byNHS) {
+				// The same fields under the same blocking rules (Prepare
+				// refiles every record when the rules change) give the
+				// same keys: they are worked out only if it is filed again.
+				same[i] = true
+			} else {
+				fullKeys[i] = m.BlockingKeys(recs[i])
 			}
 			inStore := true
 			switch {
@@ -552,6 +557,9 @@ func (l *Linker) link(ctx context.Context, sourceID, org string, batch []record.
 			// ones are merged into it).
 			filed[p.LocalID] = true
 			if !same[i] || pid != byLocal[p.LocalID] { // else filed so already
+				if fullKeys[i] == nil {
+					fullKeys[i] = m.BlockingKeys(recs[i])
+				}
 				saveMatch = append(saveMatch, store.MatchRecord{OrgCode: org, LocalID: p.LocalID, PatientID: pid, Record: recs[i],
 					Keys: fullKeys[i]})
 			}
@@ -573,10 +581,11 @@ func (l *Linker) link(ctx context.Context, sourceID, org string, batch []record.
 	return linked, held, nil
 }
 
-// filedUnchanged reports whether rec (with keys, its blocking keys) is
-// filed unchanged as f: the same matching fields and keys, its local id
-// still linked to f's patient, and so is its NHS number, if it has one.
-func filedUnchanged(f store.MatchRecord, rec match.Record, keys []string, byLocal map[string]int64, byNHS map[string]store.Link) bool {
+// filedUnchanged reports whether rec is filed unchanged as f: the same
+// matching fields (so, under the key signature Prepare keeps, the same
+// keys), its local id still linked to f's patient, and so is its NHS
+// number, if it has one.
+func filedUnchanged(f store.MatchRecord, rec match.Record, byLocal map[string]int64, byNHS map[string]store.Link) bool {
 	if pid, ok := byLocal[f.LocalID]; !ok || pid != f.PatientID {
 		return false
 	}
@@ -587,13 +596,7 @@ func filedUnchanged(f store.MatchRecord, rec match.Record, keys []string, byLoca
 	}
 	was := f.Record
 	was.ID = rec.ID
-	if was != rec {
-		return false
-	}
-	a, b := slices.Clone(f.Keys), slices.Clone(keys)
-	slices.Sort(a)
-	slices.Sort(b)
-	return slices.Equal(slices.Compact(a), slices.Compact(b))
+	return was == rec
 }
 
 // joinable returns the provisional patients a review decision would join,
