@@ -15,7 +15,10 @@ func (s *Store) Links() store.Links { return links{s} }
 
 type links struct{ s *Store }
 
+// ByNHS is the first lookup of every batch the linker links, so it also
+// keeps the link tables' statistics current (freshLinkStats).
 func (l links) ByNHS(ctx context.Context, nhs []string) (map[string]store.Link, error) {
+	l.s.freshLinkStats(ctx)
 	out := make(map[string]store.Link, len(nhs))
 	if len(nhs) == 0 {
 		return out, nil

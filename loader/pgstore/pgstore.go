@@ -49,6 +49,8 @@ type Store struct {
 
 	mu    sync.Mutex
 	locks map[int64]*sql.Conn // run id → the connection holding its advisory locks
+
+	stats linkStats // when the link tables' statistics were last checked
 }
 
 var _ store.Store = (*Store)(nil)
