@@ -74,8 +74,11 @@ type Report struct {
 	GenerateSeconds float64 `json:"generate_seconds"`
 	Machine         Machine `json:"machine"`
 	// Nights describes the two generated nights (rows delivered).
-	Nights   []Night         `json:"nights"`
-	Backends []BackendReport `json:"backends"`
+	Nights []Night `json:"nights"`
+	// MemoryLinkage is the linkage engine's rate and quality on night 1,
+	// in memory (see MemoryLinkage).
+	MemoryLinkage *MemoryLinkage  `json:"memory_linkage,omitempty"`
+	Backends      []BackendReport `json:"backends"`
 	// Kept lists the databases and files left behind (Options.Keep).
 	Kept []string `json:"kept,omitempty"`
 }
@@ -282,6 +285,15 @@ func Run(ctx context.Context, opts Options) (rep Report, err error) {
 		rep.Nights = append(rep.Nights, Night{Night: n.Night, Dir: n.Dir, Rows: n.Rows(), People: n.People,
 			PersonRecords: n.PersonRecords, CareItems: n.CareItems, Changed: n.Changed, Refreshed: len(n.Refreshed)})
 	}
+	log.Info("in-memory linkage (night-01)")
+	ml, err := b.memoryLinkage(ctx)
+	if err != nil {
+		return rep, fmt.Errorf("bench: in-memory linkage: %w", err)
+	}
+	rep.MemoryLinkage = &ml
+	log.Info("in-memory linkage done", zap.Int64("records", ml.Records), zap.Float64("read_seconds", ml.ReadSeconds),
+		zap.Float64("link_seconds", ml.LinkSeconds), zap.Float64("records_per_minute", ml.RecordsPerMinute),
+		zap.Float64("precision", ml.Linkage.Precision), zap.Float64("recall", ml.Linkage.Recall), zap.Float64("f1", ml.Linkage.F1))
 	for _, name := range opts.Backends {
 		br, err := b.backend(ctx, name)
 		rep.Backends = append(rep.Backends, br)

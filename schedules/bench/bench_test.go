@@ -197,6 +197,24 @@ func TestBench(t *testing.T) {
 					p.Locations, b.PublishedIncremental.Locations)
 			}
 
+			// The linkage engine in memory: every person record a run
+			// would load on night 1 (at least the published ones, at most
+			// those delivered), scored against the truth.
+			ml := rep.MemoryLinkage
+			if ml == nil {
+				t.Fatal("no in-memory linkage in the report")
+			}
+			if ml.Records < p.Locations || ml.Records > int64(sum.Nights[0].PersonRecords) || ml.Linkage.Unknown != 0 ||
+				ml.Linkage.Records != ml.Records || ml.Pairs == 0 || ml.LinkSeconds <= 0 ||
+				ml.RecordsPerMinute != float64(ml.Records)/ml.LinkSeconds*60 {
+				t.Errorf("in-memory linkage %+v: want between %d and %d records, all known to the truth, pairs scored, a consistent rate",
+					*ml, p.Locations, sum.Nights[0].PersonRecords)
+			}
+			if k := ml.Linkage; k.Precision < precisionFloor || k.Recall < recallFloor || k.F1 < f1Floor {
+				t.Errorf("in-memory linkage: precision %.4f, recall %.4f, F1 %.4f; floors %.2f, %.2f, %.2f", k.Precision, k.Recall, k.F1,
+					precisionFloor, recallFloor, f1Floor)
+			}
+
 			// Nothing is left behind.
 			if len(rep.Kept) != 0 {
 				t.Errorf("kept: %v", rep.Kept)

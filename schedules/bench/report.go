@@ -31,6 +31,11 @@ func (r Report) WriteText(w io.Writer) error {
 		}
 		fmt.Fprintln(ew)
 	}
+	if ml := r.MemoryLinkage; ml != nil {
+		k := ml.Linkage
+		fmt.Fprintf(ew, "linkage engine in memory (night-01, match.Link, no store): %d records read in %.1f s, linked in %.1f s = %.0f records/min (%d pairs scored); precision %.4f  recall %.4f  F1 %.4f\n",
+			ml.Records, ml.ReadSeconds, ml.LinkSeconds, ml.RecordsPerMinute, ml.Pairs, k.Precision, k.Recall, k.F1)
+	}
 	for _, b := range r.Backends {
 		fmt.Fprintf(ew, "\n%s  (store %s)\n", b.Backend, b.Store)
 		tw := tabwriter.NewWriter(ew, 0, 0, 2, ' ', tabwriter.AlignRight)
