@@ -442,17 +442,21 @@ func (s *Store) StreamPersons(ctx context.Context, deliveries []int64, fn func(s
 // the patient their person links to (the person in the lowest-numbered of
 // the person deliveries, as in pgstore).
 func (s *Store) StreamItems(ctx context.Context, itemDeliveries, personDeliveries []int64, fn func(store.StagedItem) error) error {
-	pid, err := s.survivors(ctx, "sp.patient_id")
+	pid, err := s.survivors(ctx, "p.patient_id")
 	if err != nil {
 		return err
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT i.delivery_id, i.source_id, i.file, i.line, i.org_code, i.local_id, i.item_id,
+	// Each (organisation, local id)'s person of the oldest delivery that
+	// has one (SQLite takes a bare column of a min() aggregate from the
+	// row with the minimum), built once and joined: twice as fast as a
+	// lookup per item.
+	rows, err := s.db.QueryContext(ctx, `WITH p AS MATERIALIZED (
+			SELECT sp.org_code, sp.local_id, sp.patient_id, min(sp.delivery_id) FROM ops.staged_person sp
+			WHERE sp.delivery_id IN (`+idList(personDeliveries)+`) AND sp.merged = 0 GROUP BY sp.org_code, sp.local_id)
+		SELECT i.delivery_id, i.source_id, i.file, i.line, i.org_code, i.local_id, i.item_id,
 			i.kind, i.code_system, i.code, i.display, COALESCE(i.start_date, ''), COALESCE(i.end_date, ''), i.status,
-			COALESCE((SELECT `+pid+` FROM ops.staged_person sp
-				WHERE sp.org_code = i.org_code AND sp.local_id = i.local_id AND sp.delivery_id IN (`+idList(personDeliveries)+`)
-					AND sp.merged = 0
-				ORDER BY sp.delivery_id LIMIT 1), 0) AS pid
-		FROM ops.staged_item i
+			COALESCE(`+pid+`, 0) AS pid
+		FROM ops.staged_item i LEFT JOIN p ON p.org_code = i.org_code AND p.local_id = i.local_id
 		WHERE i.delivery_id IN (`+idList(itemDeliveries)+`) AND i.merged = 0
 		ORDER BY pid, i.delivery_id, i.line`)
 	if err != nil {
