@@ -50,19 +50,12 @@ func (r *runner) check(ctx context.Context, src sourceConfig) (store.SourceOutco
 		return o, fmt.Errorf("extracting %s: %w", src.ID, err)
 	}
 	defer d.close()
-	if d.reader == nil {
-		rd, err := openFile(ctx, src, d)
-		if err != nil {
-			return o, fmt.Errorf("extracting %s: %w", src.ID, err)
-		}
-		defer rd.Close()
-		d.reader = rd
-	}
 	o.Delivery = d.name
-	m, err := newMapper(d, r.mapperOptions(src))
+	m, closeReader, err := r.mapped(ctx, src, d)
 	if err != nil {
-		return o, fmt.Errorf("extracting %s: %w", src.ID, err)
+		return o, err
 	}
+	defer closeReader()
 	for d.reader.Next(ctx) {
 		row := d.reader.Row()
 		o.RowsIn++

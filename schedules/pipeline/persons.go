@@ -3,9 +3,6 @@ package pipeline
 import (
 	"context"
 	"fmt"
-	"time"
-
-	"go.uber.org/zap"
 
 	"github.com/careindex/careindex/transform/record"
 )
@@ -26,18 +23,7 @@ type PersonsRead struct {
 // (opts.Store is not used). An error from fn stops the reading and is
 // returned.
 func Persons(ctx context.Context, opts Options, sourceID string, fn func(record.Person) error) (PersonsRead, error) {
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
-	if opts.Log == nil {
-		opts.Log = zap.NewNop()
-	}
-	if opts.SQLOpen == nil {
-		opts.SQLOpen = OpenExportDB
-	}
-	if opts.LookupEnv == nil {
-		opts.LookupEnv = func(string) (string, bool) { return "", false }
-	}
+	opts = opts.withDefaults()
 	var out PersonsRead
 	src, ok := opts.Config.Source(sourceID)
 	if !ok {
@@ -53,18 +39,11 @@ func Persons(ctx context.Context, opts Options, sourceID string, fn func(record.
 	}
 	defer d.close()
 	out.Delivery = d.name
-	if d.reader == nil {
-		rd, err := openFile(ctx, src, d)
-		if err != nil {
-			return out, fmt.Errorf("extracting %s: %w", src.ID, err)
-		}
-		defer rd.Close()
-		d.reader = rd
-	}
-	m, err := newMapper(d, r.mapperOptions(src))
+	m, closeReader, err := r.mapped(ctx, src, d)
 	if err != nil {
-		return out, fmt.Errorf("extracting %s: %w", src.ID, err)
+		return out, err
 	}
+	defer closeReader()
 	for d.reader.Next(ctx) {
 		out.Rows++
 		p, err := m.Person(d.reader.Row())

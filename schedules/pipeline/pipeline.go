@@ -169,9 +169,9 @@ type Result struct {
 	Patients, WithheldPatients, Locations, Items int
 }
 
-// Run runs one sync. The error is nil only when every stage succeeded;
-// the Result is filled in as far as the run got.
-func Run(ctx context.Context, opts Options) (Result, error) {
+// withDefaults fills in the options left unset: the clock, a silent log,
+// OpenExportDB and no environment.
+func (opts Options) withDefaults() Options {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -184,6 +184,13 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	if opts.LookupEnv == nil {
 		opts.LookupEnv = func(string) (string, bool) { return "", false }
 	}
+	return opts
+}
+
+// Run runs one sync. The error is nil only when every stage succeeded;
+// the Result is filled in as far as the run got.
+func Run(ctx context.Context, opts Options) (Result, error) {
+	opts = opts.withDefaults()
 	cfg := opts.Config
 	for _, id := range opts.Sources {
 		if _, ok := cfg.Source(id); !ok {
@@ -653,18 +660,11 @@ func (r *runner) stage(ctx context.Context, src config.Source, current *store.De
 // nil) is applied on top of the base delivery.
 func (r *runner) stageFile(ctx context.Context, src config.Source, d *delivery, current, base *store.Delivery, seq int64) (store.Delivery, string, error) {
 	log := r.log.With(zap.String("source", src.ID), zap.String("stage", "extract"))
-	if d.reader == nil {
-		rd, err := openFile(ctx, src, d)
-		if err != nil {
-			return store.Delivery{}, "", fmt.Errorf("extracting %s: %w", src.ID, err)
-		}
-		defer rd.Close()
-		d.reader = rd
-	}
-	mapper, err := newMapper(d, r.mapperOptions(src))
+	mapper, closeReader, err := r.mapped(ctx, src, d)
 	if err != nil {
-		return store.Delivery{}, "", fmt.Errorf("extracting %s: %w", src.ID, err)
+		return store.Delivery{}, "", err
 	}
+	defer closeReader()
 	nd := store.Delivery{SourceID: src.ID, OrgCode: src.Org, Kind: src.Kind, Name: d.name, Hash: d.hash, ReceivedAt: d.at, Seq: seq}
 	if base != nil {
 		nd.Base = base.ID
@@ -902,6 +902,26 @@ func reasonKind(reason string) string {
 
 // sourceConfig is one configured source.
 type sourceConfig = config.Source
+
+// mapped opens an opened delivery's rows (a query source comes with its
+// reader; a file is opened now) and the mapper of the source's columns.
+// The returned func closes a reader opened here.
+func (r *runner) mapped(ctx context.Context, src config.Source, d *delivery) (*normalise.Mapper, func(), error) {
+	closeReader := func() {}
+	if d.reader == nil {
+		rd, err := openFile(ctx, src, d)
+		if err != nil {
+			return nil, nil, fmt.Errorf("extracting %s: %w", src.ID, err)
+		}
+		d.reader, closeReader = rd, func() { rd.Close() }
+	}
+	m, err := newMapper(d, r.mapperOptions(src))
+	if err != nil {
+		closeReader()
+		return nil, nil, fmt.Errorf("extracting %s: %w", src.ID, err)
+	}
+	return m, closeReader, nil
+}
 
 func newMapper(d *delivery, opts normalise.Options) (*normalise.Mapper, error) {
 	m, err := normalise.NewMapper(d.reader.Header(), opts)
