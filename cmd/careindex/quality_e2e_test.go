@@ -148,20 +148,31 @@ func splinkTruth(row map[string]string) (string, string) { return row["unique_id
 
 // quality is a pairwise comparison of the published patients with the
 // truth: a pair is two records of one patient (predicted) or of one entity
-// (true). Records not published (quarantined) are nobody's pair, so their
-// true pairs count as missed.
+// (true). It is scored two ways. Over the published records (the record
+// locations the test reads): the true pairs are those of two published
+// records, the matcher's own measure. Over every record of the file:
+// records not published (quarantined for an impossible date of birth) are
+// nobody's pair, so their true pairs count as missed too.
 type quality struct {
 	records, published, patients int
 	tp, fp, fn                   int
 	precision, recall, f1        float64
-	// recallPublished is the recall over the true pairs whose records
-	// were both published: the matcher's own share of the misses.
-	recallPublished float64
+	// recallPublished and f1Published are over the true pairs whose
+	// records were both published.
+	recallPublished, f1Published float64
 }
 
 func (q quality) String() string {
-	return fmt.Sprintf("records %d (published %d, patients %d): precision %.4f recall %.4f F1 %.4f (tp %d fp %d fn %d; recall over published records %.4f)",
-		q.records, q.published, q.patients, q.precision, q.recall, q.f1, q.tp, q.fp, q.fn, q.recallPublished)
+	return fmt.Sprintf("records %d (published %d, patients %d): precision %.4f; over published records recall %.4f F1 %.4f; over every record recall %.4f F1 %.4f (tp %d fp %d fn %d)",
+		q.records, q.published, q.patients, q.precision, q.recallPublished, q.f1Published, q.recall, q.f1, q.tp, q.fp, q.fn)
+}
+
+// f1 is the harmonic mean of precision and recall.
+func f1(precision, recall float64) float64 {
+	if precision+recall == 0 {
+		return 0
+	}
+	return 2 * precision * recall / (precision + recall)
 }
 
 func score(truth map[string]string, patients map[string]int64) quality {
@@ -201,9 +212,7 @@ func score(truth map[string]string, patients map[string]int64) quality {
 	q.precision = float64(q.tp) / float64(max(q.tp+q.fp, 1))
 	q.recall = float64(q.tp) / float64(max(actual, 1))
 	q.recallPublished = float64(q.tp) / float64(max(actualPublished, 1))
-	if q.precision+q.recall > 0 {
-		q.f1 = 2 * q.precision * q.recall / (q.precision + q.recall)
-	}
+	q.f1, q.f1Published = f1(q.precision, q.recall), f1(q.precision, q.recallPublished)
 	return q
 }
 
@@ -211,22 +220,26 @@ func score(truth map[string]string, patients map[string]int64) quality {
 var qualityCases = []struct {
 	config, truth string
 	entity        func(map[string]string) (string, string)
-	// Floors sit just below what careindex measured (README.md, "Matching
-	// quality"), with the fixture's estimated model and with
-	// match.DefaultModel.
-	minPrecision, minF1               float64
-	minDefaultPrecision, minDefaultF1 float64
+	// With the fixture's estimated model the goal holds over the
+	// published records (precision ≥ 0.99, F1 ≥ 0.97; the floors are
+	// tighter on precision, which has been 1.000), and floors sit just
+	// below what careindex measured over every record of the file
+	// (README.md, "Matching quality"); with match.DefaultModel floors sit
+	// just below the measured figures.
+	minPrecision, minF1Published, minF1 float64
+	minDefaultPrecision, minDefaultF1   float64
 }{
-	// measured: F1 0.985 (default model 0.884), precision 1.000 with both
-	{"febrl1.yaml", "vectors/febrl/dataset1.csv", febrlTruth, 0.995, 0.98, 0.995, 0.875},
-	// measured: F1 0.988 (default 0.838), precision 1.000
-	{"febrl2.yaml", "vectors/febrl/dataset2.csv", febrlTruth, 0.995, 0.98, 0.995, 0.83},
-	// measured: F1 0.984 (default 0.835), precision 1.000
-	{"febrl3.yaml", "vectors/febrl/dataset3.csv", febrlTruth, 0.995, 0.98, 0.995, 0.825},
-	// measured: F1 0.955 (default 0.836), precision 1.000. At an auto-link
-	// probability of 0.99 about 0.967 is the most these comparison levels
-	// allow here (README.md, "Matching quality").
-	{"splink_fake_1000.yaml", "vectors/splink/fake_1000.csv", splinkTruth, 0.995, 0.95, 0.995, 0.825},
+	// measured: F1 0.990 over published records, 0.987 over every record
+	// (default model 0.884), precision 1.000 with both
+	{"febrl1.yaml", "vectors/febrl/dataset1.csv", febrlTruth, 0.995, 0.97, 0.98, 0.995, 0.875},
+	// measured: F1 0.997, 0.988 (default 0.838), precision 1.000
+	{"febrl2.yaml", "vectors/febrl/dataset2.csv", febrlTruth, 0.995, 0.97, 0.98, 0.995, 0.83},
+	// measured: F1 0.993, 0.984 (default 0.835), precision 1.000
+	{"febrl3.yaml", "vectors/febrl/dataset3.csv", febrlTruth, 0.995, 0.97, 0.98, 0.995, 0.825},
+	// measured: F1 0.974, 0.965 (default 0.843), precision 1.000. Its 8
+	// records born in the future are quarantined, and their 35 true pairs
+	// are missed over every record.
+	{"splink_fake_1000.yaml", "vectors/splink/fake_1000.csv", splinkTruth, 0.995, 0.97, 0.96, 0.995, 0.835},
 }
 
 // TestMatchingQuality runs each quality fixture through the binary, with
@@ -243,10 +256,10 @@ func TestMatchingQuality(t *testing.T) {
 			t.Run(name+"/"+variant+"_model", func(t *testing.T) {
 				t.Parallel()
 				q := newQualityRun(t, tc.config)
-				minP, minF1 := tc.minPrecision, tc.minF1
+				minP, minF1Published, minF1 := tc.minPrecision, tc.minF1Published, tc.minF1
 				if variant == "default" {
 					q.withoutModel(t)
-					minP, minF1 = tc.minDefaultPrecision, tc.minDefaultF1
+					minP, minF1Published, minF1 = tc.minDefaultPrecision, 0, tc.minDefaultF1
 				}
 				q.run(t)
 				truth := readTruth(t, filepath.Join(q.dir, tc.truth), tc.entity)
@@ -260,8 +273,9 @@ func TestMatchingQuality(t *testing.T) {
 				if want := int64(got.published - got.patients); duplicates != want {
 					t.Errorf("run_source.duplicates = %d, want %d (published records %d, patients %d)", duplicates, want, got.published, got.patients)
 				}
-				if got.precision < minP || got.f1 < minF1 {
-					t.Errorf("below the floors: precision %.4f (floor %.3f), F1 %.4f (floor %.3f)", got.precision, minP, got.f1, minF1)
+				if got.precision < minP || got.f1Published < minF1Published || got.f1 < minF1 {
+					t.Errorf("below the floors: precision %.4f (floor %.3f), F1 over published records %.4f (floor %.3f), F1 over every record %.4f (floor %.3f)",
+						got.precision, minP, got.f1Published, minF1Published, got.f1, minF1)
 				}
 			})
 		}

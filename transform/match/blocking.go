@@ -39,19 +39,21 @@ type BlockingRule struct {
 // DefaultBlocking returns the default rules. Together they find nearly
 // every pair that agrees on one strong identifier, however the others are
 // mistyped: same NHS number; same date of birth; similar-sounding family
-// name and same birth year; same initials and birth month (mistyped
-// names and day); same postcode and given initial; similar-sounding names
-// in either order; same postcode and family initial; same first number
-// and street of the address; same email (its letters and digits); same
-// phone; the same email before the @ (a mistyped domain); same given name,
-// family initial and birth year; same family name and given initial (a
-// mistyped date of birth and given name).
+// name and same birth year; same given initial and birth month (a mistyped
+// or changed family name and a mistyped day); same postcode and given
+// initial; similar-sounding names in either order; same postcode and
+// family initial; same first number and street of the address; same email
+// (its letters and digits); same phone; the same email before the @ (a
+// mistyped domain); same given name, family initial and birth year; same
+// family name and given initial (a mistyped date of birth and given name);
+// the same email after the @ (a mistyped user name; a domain shared by
+// more than MaxBlock records, a public mail service's, is skipped).
 func DefaultBlocking() []BlockingRule {
 	return []BlockingRule{
 		{Name: "nhs", Parts: []string{"nhs_number"}},
 		{Name: "dob", Parts: []string{"dob"}},
 		{Name: "family_year", Parts: []string{"family_phonetic", "birth_year"}},
-		{Name: "given_family_month", Parts: []string{"given_initial", "family_initial", "birth_month"}},
+		{Name: "given_month", Parts: []string{"given_initial", "birth_month"}},
 		{Name: "postcode_given", Parts: []string{"postcode", "given_initial"}},
 		{Name: "names", Parts: []string{"name_phonetics"}},
 		{Name: "postcode_family", Parts: []string{"postcode", "family_initial"}},
@@ -61,6 +63,7 @@ func DefaultBlocking() []BlockingRule {
 		{Name: "email_user", Parts: []string{"email_user"}},
 		{Name: "given_family_year", Parts: []string{"given_name", "family_initial", "birth_year"}},
 		{Name: "family_given_initial", Parts: []string{"family_name", "given_initial"}},
+		{Name: "email_domain", Parts: []string{"email_domain"}},
 	}
 }
 

@@ -25,6 +25,7 @@ const (
 	lvNameJW92
 	lvNameJW80
 	lvNamePhonetic
+	lvNameLetters
 	lvNameSwapped
 	lvNameDiff
 )
@@ -34,6 +35,7 @@ const (
 	lvDOBExact = 1 + iota
 	lvDOBTransposed
 	lvDOBOneComponent
+	lvDOBWithinMonth
 	lvDOBWithinYear
 	lvDOBWithin10
 	lvDOBDiff
@@ -75,9 +77,9 @@ type fieldDef struct {
 
 var fieldDefs = [numFields]fieldDef{
 	fNHS:      {"nhs_number", []string{"null", "exact", "different"}},
-	fFamily:   {"family_name", []string{"null", "exact", "jw92", "jw80", "phonetic", "swapped", "different"}},
-	fGiven:    {"given_name", []string{"null", "exact", "jw92", "jw80", "phonetic", "swapped", "different"}},
-	fDOB:      {"date_of_birth", []string{"null", "exact", "transposed", "one_component", "within_year", "within_10_years", "different"}},
+	fFamily:   {"family_name", []string{"null", "exact", "jw92", "jw80", "phonetic", "letters", "swapped", "different"}},
+	fGiven:    {"given_name", []string{"null", "exact", "jw92", "jw80", "phonetic", "letters", "swapped", "different"}},
+	fDOB:      {"date_of_birth", []string{"null", "exact", "transposed", "one_component", "within_month", "within_year", "within_10_years", "different"}},
 	fSex:      {"sex", []string{"null", "exact", "different"}},
 	fPostcode: {"postcode", []string{"null", "full", "sector", "district", "different"}},
 	fAddress:  {"address", []string{"null", "exact", "high", "some", "different"}},
@@ -100,6 +102,10 @@ const (
 	pairPlaceholder              // a placeholder identity (placeholder names and 1 January or no birth date)
 	pairSameNHS                  // the records share an NHS number
 )
+
+// minLettersLen is the shortest name compared by its letters alone (the
+// letters level): in shorter names one letter in common proves little.
+const minLettersLen = 4
 
 // Name similarity thresholds.
 const (
@@ -203,6 +209,8 @@ func (d *Dataset) compareNameSlow(x, y uint32) uint8 {
 		return lvNamePhonetic
 	case (a.multi || b.multi) && shareWord(a.s, b.s):
 		return lvNameJW80 // "SMITH JONES" and "JONES"
+	case min(len(a.s), len(b.s)) >= minLettersLen && bagDistance(a.s, b.s) <= 1:
+		return lvNameLetters
 	}
 	return lvNameDiff
 }
@@ -292,7 +300,10 @@ func compareDOB(a, b uint32) uint8 {
 		if diff < 0 {
 			diff = -diff
 		}
-		if diff <= 366 {
+		switch {
+		case diff <= 31:
+			return lvDOBWithinMonth
+		case diff <= 366:
 			return lvDOBWithinYear
 		}
 	}

@@ -55,7 +55,7 @@ func Example() {
 	// same person: [gp-1 hosp-7]
 	// same person: [gp-2 hosp-9]
 	// review: 0
-	// keys: [dob:19850207 family_year:SNAT|1985 given_family_month:J|S|198502 postcode_given:LS1 4AP|J names:JAN+SNAT postcode_family:LS1 4AP|S given_family_year:JON|S|1985 family_given_initial:SMITH|J]
+	// keys: [dob:19850207 family_year:SNAT|1985 given_month:J|198502 postcode_given:LS1 4AP|J names:JAN+SNAT postcode_family:LS1 4AP|S given_family_year:JON|S|1985 family_given_initial:SMITH|J]
 	// link patient 1001 (candidate gp-1), probability 1.000
 	//   family_name   exact     +8.2
 	//   given_name    jw92      +4.1

@@ -42,6 +42,10 @@ func TestComparisonLevels(t *testing.T) {
 		{"family typo", func(r *Record) { r.FamilyName = "THOMSON" }, "family_name", "jw92"},
 		{"family far typo", func(r *Record) { r.FamilyName = "THOMAS" }, "family_name", "jw80"},
 		{"family phonetic", func(r *Record) { r.FamilyName = "TANPSAN" }, "family_name", "phonetic"},
+		{"family letters scrambled", func(r *Record) { r.FamilyName = "NOSPMOHT" }, "family_name", "letters"},
+		{"family letters one off", func(r *Record) { r.FamilyName = "NOSPMOHTT" }, "family_name", "letters"},
+		{"family letters two off", func(r *Record) { r.FamilyName = "NOSPMOHXX" }, "family_name", "different"},
+		{"given letters scrambled", func(r *Record) { r.GivenName = "HARAS" }, "given_name", "letters"},
 		{"family different", func(r *Record) { r.FamilyName = "WILLIAMS" }, "family_name", "different"},
 		{"double-barrelled", func(r *Record) { r.FamilyName = "BROWN-THOMPSON" }, "family_name", "jw80"},
 		{"family missing", func(r *Record) { r.FamilyName = "" }, "family_name", "null"},
@@ -52,6 +56,7 @@ func TestComparisonLevels(t *testing.T) {
 		{"dob transposed", func(r *Record) { r.DateOfBirth = "1971-06-24" }, "date_of_birth", "exact"},
 		{"dob month off", func(r *Record) { r.DateOfBirth = "1971-05-24" }, "date_of_birth", "one_component"},
 		{"dob year off", func(r *Record) { r.DateOfBirth = "1917-06-24" }, "date_of_birth", "one_component"},
+		{"dob within a month", func(r *Record) { r.DateOfBirth = "1971-07-10" }, "date_of_birth", "within_month"},
 		{"dob near", func(r *Record) { r.DateOfBirth = "1971-08-02" }, "date_of_birth", "within_year"},
 		{"dob within ten years", func(r *Record) { r.DateOfBirth = "1980-01-13" }, "date_of_birth", "within_10_years"},
 		{"dob ten years off", func(r *Record) { r.DateOfBirth = "1961-01-13" }, "date_of_birth", "within_10_years"},
@@ -86,6 +91,16 @@ func TestComparisonLevels(t *testing.T) {
 	b.FamilyName, b.GivenName = "LOGAN", "MORGAN"
 	if got := level(m.Score(a, b), "family_name"); got != "swapped" {
 		t.Errorf("MORGAN LOGAN and LOGAN MORGAN: family_name %q, want swapped", got)
+	}
+	// within a month over a new year; a short name's letters prove nothing
+	a, b = base, base
+	a.DateOfBirth, b.DateOfBirth = "1971-12-20", "1972-01-05"
+	a.GivenName, b.GivenName = "ABI", "IBA"
+	if got := level(m.Score(a, b), "date_of_birth"); got != "within_month" {
+		t.Errorf("dates 16 days apart over a new year: %q, want within_month", got)
+	}
+	if got := level(m.Score(a, b), "given_name"); got != "different" {
+		t.Errorf("ABI and IBA: given_name %q, want different (too short for letters)", got)
 	}
 	// day and month transposed
 	a, b = base, base
@@ -379,21 +394,39 @@ func TestModelJSON(t *testing.T) {
 }
 
 // TestModelWithoutNewerLevels loads a model kept before date_of_birth had
-// its within_10_years level: it is valid, and dates of birth a few years
-// apart weigh as "different" did.
+// its within_10_years and within_month levels and the names their letters
+// level: it is valid, and each pair in a newer level weighs as the level
+// it fell in before did.
 func TestModelWithoutNewerLevels(t *testing.T) {
 	old := DefaultModel()
-	fp := old.Fields["date_of_birth"]
-	delete(fp.Levels, "within_10_years")
-	old.Fields["date_of_birth"] = fp
-	if err := old.Validate(); err != nil {
-		t.Fatalf("a model without within_10_years: %v", err)
+	for field, lv := range map[string][]string{"date_of_birth": {"within_10_years", "within_month"}, "family_name": {"letters"}, "given_name": {"letters"}} {
+		fp := old.Fields[field]
+		for _, l := range lv {
+			delete(fp.Levels, l)
+		}
+		old.Fields[field] = fp
 	}
-	a, b := Record{DateOfBirth: "1971-06-24"}, Record{DateOfBirth: "1975-01-02"}
-	c := mustMatcher(t, old).Score(a, b)
-	d := fp.Levels["different"]
-	if got, want := c.Fields[fieldIndex("date_of_birth")].Weight, math.Log2(d.M/d.U); level(c, "date_of_birth") != "within_10_years" || math.Abs(got-want) > 1e-9 {
-		t.Errorf("level %s weight %v, want within_10_years weighing as different (%v)", level(c, "date_of_birth"), got, want)
+	if err := old.Validate(); err != nil {
+		t.Fatalf("a model without the newer levels: %v", err)
+	}
+	mt := mustMatcher(t, old)
+	cases := []struct {
+		a, b         Record
+		field, level string
+		weighsAs     string
+	}{
+		{Record{DateOfBirth: "1971-06-24"}, Record{DateOfBirth: "1975-01-02"}, "date_of_birth", "within_10_years", "different"},
+		{Record{DateOfBirth: "1971-06-24"}, Record{DateOfBirth: "1971-07-10"}, "date_of_birth", "within_month", "within_year"},
+		{Record{FamilyName: "JONES"}, Record{FamilyName: "JOSEN"}, "family_name", "letters", "different"},
+		{Record{GivenName: "HARRY"}, Record{GivenName: "RARHRY"}, "given_name", "letters", "different"},
+	}
+	for _, c := range cases {
+		cmp := mt.Score(c.a, c.b)
+		lp := old.Fields[c.field].Levels[c.weighsAs]
+		got, want := cmp.Fields[fieldIndex(c.field)].Weight, math.Log2(lp.M/lp.U)
+		if level(cmp, c.field) != c.level || math.Abs(got-want) > 1e-9 {
+			t.Errorf("%s: level %s weight %v, want %s weighing as %s (%v)", c.field, level(cmp, c.field), got, c.level, c.weighsAs, want)
+		}
 	}
 }
 

@@ -88,8 +88,10 @@ func Fields() []string {
 //
 //	nhs_number, sex, gp_practice, phone: exact, different
 //	family_name, given_name: exact, jw92 (Jaro–Winkler ≥ 0.92), jw80 (≥ 0.80,
-//	    or a word in common), phonetic (same NYSIIS code), swapped (family and
-//	    given names the wrong way round), different
+//	    or a word in common), phonetic (same NYSIIS code), letters (names of
+//	    four or more letters at most one letter apart in any order: bag
+//	    distance ≤ 1), swapped (family and given names the wrong way
+//	    round), different
 //	date_of_birth: exact, transposed (day and month swapped), one_component
 //	    (only day, month or year differ), within_year, within_10_years (birth
 //	    years at most ten apart), different
@@ -130,13 +132,13 @@ func DefaultModel() *Model {
 				"exact": p(0.98, 1e-6), "different": p(0.02, 1)}},
 			"family_name": {TermFrequency: true, Levels: map[string]LevelParams{
 				"exact": p(0.86, 0.003), "jw92": p(0.05, 0.002), "jw80": p(0.04, 0.02),
-				"phonetic": p(0.01, 0.005), "swapped": p(0.01, 0.0002), "different": p(0.03, 0.97)}},
+				"phonetic": p(0.01, 0.005), "letters": p(0.005, 0.0003), "swapped": p(0.01, 0.0002), "different": p(0.025, 0.97)}},
 			"given_name": {TermFrequency: true, Levels: map[string]LevelParams{
 				"exact": p(0.85, 0.008), "jw92": p(0.05, 0.003), "jw80": p(0.05, 0.03),
-				"phonetic": p(0.01, 0.01), "swapped": p(0.01, 0.0002), "different": p(0.03, 0.95)}},
+				"phonetic": p(0.01, 0.01), "letters": p(0.005, 0.0005), "swapped": p(0.01, 0.0002), "different": p(0.025, 0.95)}},
 			"date_of_birth": {Levels: map[string]LevelParams{
 				"exact": p(0.93, 3e-5), "transposed": p(0.01, 1e-5), "one_component": p(0.04, 0.004),
-				"within_year": p(0.01, 0.012), "within_10_years": p(0.006, 0.25), "different": p(0.004, 0.73)}},
+				"within_month": p(0.004, 0.0015), "within_year": p(0.006, 0.0105), "within_10_years": p(0.006, 0.25), "different": p(0.004, 0.73)}},
 			"sex": {Levels: map[string]LevelParams{
 				"exact": p(0.98, 0.5), "different": p(0.02, 0.5)}},
 			"postcode": {TermFrequency: true, Levels: map[string]LevelParams{
@@ -158,10 +160,11 @@ func DefaultModel() *Model {
 	}
 }
 
-// levelFallback names, for date_of_birth levels added after models were
-// first kept (within_10_years), the level whose parameters a model
-// without them uses: the level those pairs fell in before.
-var levelFallback = map[string]string{"within_10_years": "different"}
+// levelFallback names, for levels added after models were first kept
+// (date_of_birth within_10_years and within_month, the names' letters), the
+// level whose parameters a model without them uses: the level those pairs
+// fell in before.
+var levelFallback = map[string]string{"within_10_years": "different", "within_month": "within_year", "letters": "different"}
 
 // Clone returns a deep copy of the model.
 func (m *Model) Clone() *Model {
@@ -242,7 +245,7 @@ func (m *Model) compile() (*compiled, error) {
 		for l := 1; l < len(fieldDefs[f].levels); l++ {
 			lname := fieldDefs[f].levels[l]
 			lp, ok := fp.Levels[lname]
-			if fb, has := levelFallback[lname]; !ok && has && f == fDOB {
+			if fb, has := levelFallback[lname]; !ok && has {
 				// a model made before the level existed: the pairs it
 				// holds were in the fallback level, and weigh as they did
 				lp, ok = fp.Levels[fb]

@@ -162,14 +162,14 @@ func TestQuality(t *testing.T) {
 	cases := []qualityCase{
 		// Floors sit just below what the library measured (see the log
 		// lines): FEBRL 1–3 precision 1.000 and F1 0.997, 1.000, 0.997;
-		// Splink fake_1000 precision 1.000, F1 0.962 (recall 0.926: many
-		// of its records have one or two usable fields); the demos file
-		// precision 1.000, F1 0.990.
+		// Splink fake_1000 precision 1.000, F1 0.974 (recall 0.949: many
+		// of its records have one or two usable fields; the goal, 0.97, is
+		// its floor); the demos file precision 1.000, F1 0.992.
 		{"febrl1", func(t testing.TB) ([]Record, []string) { return febrl(t, "dataset1.csv") }, 0.995, 0.99},
 		{"febrl2", func(t testing.TB) ([]Record, []string) { return febrl(t, "dataset2.csv") }, 0.995, 0.995},
 		{"febrl3", func(t testing.TB) ([]Record, []string) { return febrl(t, "dataset3.csv") }, 0.995, 0.99},
-		{"splink_fake_1000", func(t testing.TB) ([]Record, []string) { return splink(t, "fake_1000.csv") }, 0.995, 0.96},
-		{"splink_demos_1000", func(t testing.TB) ([]Record, []string) { return splink(t, "fake_1000_from_splink_demos.csv") }, 0.995, 0.985},
+		{"splink_fake_1000", func(t testing.TB) ([]Record, []string) { return splink(t, "fake_1000.csv") }, 0.995, 0.97},
+		{"splink_demos_1000", func(t testing.TB) ([]Record, []string) { return splink(t, "fake_1000_from_splink_demos.csv") }, 0.995, 0.99},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -277,6 +277,30 @@ func damerauOne(a, b string) bool {
 	return a[i+1:] == b[i:] // deletion from a
 }
 
+// bagDistance is the bag distance of a and b (Bartolini, Ciaccia and
+// Patella; one of Febrl's string comparators): the larger of the number of
+// bytes of a not matched by a byte of b and the reverse, ignoring order. It
+// is a lower bound of the edit distance, and small for names whose letters
+// were scrambled ("OSRAC" and "OSCAR" are 0 apart).
+func bagDistance(a, b string) int {
+	var n [256]int16
+	for i := 0; i < len(a); i++ {
+		n[a[i]]++
+	}
+	for i := 0; i < len(b); i++ {
+		n[b[i]]--
+	}
+	onlyA, onlyB := 0, 0
+	for _, c := range n {
+		if c > 0 {
+			onlyA += int(c)
+		} else {
+			onlyB -= int(c)
+		}
+	}
+	return max(onlyA, onlyB)
+}
+
 // letterMask returns a bit for each letter A–Z and digit in s (other
 // characters share one bit), for jwBound.
 func letterMask(s string) uint64 {

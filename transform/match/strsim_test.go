@@ -32,6 +32,27 @@ func TestJaroWinkler(t *testing.T) {
 	}
 }
 
+func TestBagDistance(t *testing.T) {
+	cases := []struct {
+		a, b string
+		want int
+	}{
+		{"OSCAR", "OSRAC", 0},
+		{"HARRY", "RARHRY", 1},
+		{"FLORENCE", "FORCNEE", 1},
+		{"LEON", "LLNO", 1},
+		{"ANDREWS", "WNDDREAS", 1},
+		{"SMITH", "JONES", 4},
+		{"", "ABC", 3},
+		{"", "", 0},
+	}
+	for _, c := range cases {
+		if got, back := bagDistance(c.a, c.b), bagDistance(c.b, c.a); got != c.want || back != got {
+			t.Errorf("bagDistance(%q, %q) = %d (reversed %d), want %d", c.a, c.b, got, back, c.want)
+		}
+	}
+}
+
 // TestJWBound checks that the cheap bound never falls below the real
 // similarity, on random strings over a small alphabet.
 func TestJWBound(t *testing.T) {
