@@ -164,7 +164,8 @@ func (l links) Filed(ctx context.Context, org string, localIDs []string) (map[st
 }
 
 // Candidates answers in one statement: the count of records under each
-// key (up to limit+1), and the records of the keys within the limit.
+// key (up to limit+1), and the records of the keys within the limit
+// (columns store.CandidateColumns).
 func (l links) Candidates(ctx context.Context, keys []string, limit int) (match.CandidateSet, error) {
 	set := match.CandidateSet{ByKey: map[string][]match.Candidate{}}
 	if len(keys) == 0 {
@@ -190,39 +191,7 @@ func (l links) Candidates(ctx context.Context, keys []string, limit int) (match.
 	if err != nil {
 		return set, fmt.Errorf("finding match candidates: %w", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var local string
-		var hash int64
-		var n int
-		var org sql.NullString
-		var c match.Candidate
-		m := &c.Record
-		if err := rows.Scan(&hash, &n, &org, &local, &c.PatientID, &m.NHSNumber, &m.FamilyName, &m.GivenName, &m.DateOfBirth,
-			&m.Sex, &m.Postcode, &m.Address, &m.GPPractice, &m.Email, &m.Phone); err != nil {
-			return set, fmt.Errorf("finding match candidates: %w", err)
-		}
-		if n > limit {
-			if set.Oversized == nil {
-				set.Oversized = map[string]int{}
-			}
-			for _, key := range byHash[hash] {
-				set.Oversized[key] = n
-			}
-			continue
-		}
-		if !org.Valid {
-			continue
-		}
-		m.ID = store.MatchID(org.String, local)
-		for _, key := range byHash[hash] {
-			set.ByKey[key] = append(set.ByKey[key], c)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return set, fmt.Errorf("finding match candidates: %w", err)
-	}
-	return set, nil
+	return store.ReadCandidates(rows, limit, byHash)
 }
 
 func (l links) MatchMeta(ctx context.Context) (store.MatchMeta, bool, error) {

@@ -2,8 +2,12 @@ package store
 
 import (
 	"cmp"
+	"database/sql"
+	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/careindex/careindex/transform/match"
 )
 
 // RecordRef names an organisation's record in the match state.
@@ -47,6 +51,54 @@ func KeyHashes(keys []string) (hashes []int64, byHash map[int64][]string) {
 	}
 	slices.Sort(hashes)
 	return hashes, byHash
+}
+
+// CandidateColumns are the columns, in order, of a backend's candidate
+// query that ReadCandidates reads: the key hash asked for, the number of
+// records filed under it (counted up to limit+1), then the record (NULL
+// org_code when there is none) with its patient and matching fields.
+const CandidateColumns = "key hash, n, org_code, local_id, patient_id, nhs_number, family_name, given_name, " +
+	"date_of_birth, sex, postcode, address, gp_practice, email, phone"
+
+// ReadCandidates reads the rows of a candidate query (CandidateColumns)
+// into a set: the records of each key given (byHash maps a hash back to
+// its keys, see KeyHashes), and the keys with more than limit records in
+// Oversized. It closes rows.
+func ReadCandidates(rows *sql.Rows, limit int, byHash map[int64][]string) (match.CandidateSet, error) {
+	defer rows.Close()
+	set := match.CandidateSet{ByKey: map[string][]match.Candidate{}}
+	for rows.Next() {
+		var local string
+		var hash int64
+		var n int
+		var org sql.NullString
+		var c match.Candidate
+		m := &c.Record
+		if err := rows.Scan(&hash, &n, &org, &local, &c.PatientID, &m.NHSNumber, &m.FamilyName, &m.GivenName, &m.DateOfBirth,
+			&m.Sex, &m.Postcode, &m.Address, &m.GPPractice, &m.Email, &m.Phone); err != nil {
+			return set, fmt.Errorf("finding match candidates: %w", err)
+		}
+		if n > limit {
+			if set.Oversized == nil {
+				set.Oversized = map[string]int{}
+			}
+			for _, key := range byHash[hash] {
+				set.Oversized[key] = n
+			}
+			continue
+		}
+		if !org.Valid {
+			continue
+		}
+		m.ID = MatchID(org.String, local)
+		for _, key := range byHash[hash] {
+			set.ByKey[key] = append(set.ByKey[key], c)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return set, fmt.Errorf("finding match candidates: %w", err)
+	}
+	return set, nil
 }
 
 // sortedHashes returns the distinct hashes of keys, sorted.
