@@ -52,6 +52,32 @@ type Pending struct {
 	Merges bool
 }
 
+// PendingSQL is the query of the decisions not yet applied, oldest first,
+// with their review items, over the ops tables of schema (the backends
+// name it differently); ReadPending reads its rows.
+func PendingSQL(schema string) string {
+	return fmt.Sprintf(`SELECT d.review_id, d.org_code, d.local_id, d.patient_id, COALESCE(d.other_patient_id, 0),
+			COALESCE(r.assigned_patient_id, 0), COALESCE(r.delivery_id, 0), r.held_record, r.source_id, r.file, r.line,
+			EXISTS (SELECT 1 FROM %[1]s.patient_change c WHERE c.review_id = d.review_id AND c.kind = 'merge')
+		FROM %[1]s.decision d JOIN %[1]s.review r ON r.review_id = d.review_id
+		WHERE d.applied_run IS NULL ORDER BY d.decided_at, d.review_id`, schema)
+}
+
+// ReadPending reads the rows of PendingSQL, and closes them.
+func ReadPending(rows *sql.Rows) ([]Pending, error) {
+	defer rows.Close()
+	var out []Pending
+	for rows.Next() {
+		var p Pending
+		if err := rows.Scan(&p.ReviewID, &p.OrgCode, &p.LocalID, &p.Patient, &p.Other, &p.Assigned, &p.DeliveryID, &p.Held,
+			&p.SourceID, &p.File, &p.Line, &p.Merges); err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
 // Tx is what the rules need of a backend, inside one transaction.
 type Tx interface {
 	// LockReview takes the locks under which one decision at a time is

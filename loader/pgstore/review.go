@@ -268,25 +268,11 @@ func (t decisionTx) LockPending(ctx context.Context) error {
 }
 
 func (t decisionTx) Pending(ctx context.Context) ([]decision.Pending, error) {
-	rows, err := t.tx.QueryContext(ctx, `SELECT d.review_id, d.org_code, d.local_id, d.patient_id, COALESCE(d.other_patient_id, 0),
-			COALESCE(r.assigned_patient_id, 0), COALESCE(r.delivery_id, 0), r.held_record, r.source_id, r.file, r.line,
-			EXISTS (SELECT 1 FROM careindex_ops.patient_change c WHERE c.review_id = d.review_id AND c.kind = 'merge')
-		FROM careindex_ops.decision d JOIN careindex_ops.review r ON r.review_id = d.review_id
-		WHERE d.applied_run IS NULL ORDER BY d.decided_at, d.review_id`)
+	rows, err := t.tx.QueryContext(ctx, decision.PendingSQL("careindex_ops"))
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	var out []decision.Pending
-	for rows.Next() {
-		var p decision.Pending
-		if err := rows.Scan(&p.ReviewID, &p.OrgCode, &p.LocalID, &p.Patient, &p.Other, &p.Assigned, &p.DeliveryID, &p.Held,
-			&p.SourceID, &p.File, &p.Line, &p.Merges); err != nil {
-			return nil, err
-		}
-		out = append(out, p)
-	}
-	return out, rows.Err()
+	return decision.ReadPending(rows)
 }
 
 func (t decisionTx) MovePatients(ctx context.Context, table, col string, from, to []int64) error {
