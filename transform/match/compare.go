@@ -1,5 +1,7 @@
 package match
 
+import "math/bits"
+
 // Fields compared, in a fixed order. Level 0 of every field is "null": one
 // side or both lack the value, and the field gives no evidence.
 const (
@@ -209,10 +211,25 @@ func (d *Dataset) compareNameSlow(x, y uint32) uint8 {
 		return lvNamePhonetic
 	case (a.multi || b.multi) && shareWord(a.s, b.s):
 		return lvNameJW80 // "SMITH JONES" and "JONES"
-	case min(len(a.s), len(b.s)) >= minLettersLen && bagDistance(a.s, b.s) <= 1:
+	case lettersAlike(a, b):
 		return lvNameLetters
 	}
 	return lvNameDiff
+}
+
+// lettersAlike reports whether two names of at least minLettersLen bytes
+// are at most one letter apart in any order (bag distance ≤ 1). Lengths
+// and letter sets rule out nearly every pair before the letters are
+// counted: each name may have at most one letter the other lacks.
+func lettersAlike(a, b *nameEntry) bool {
+	la, lb := len(a.s), len(b.s)
+	if min(la, lb) < minLettersLen || la > lb+1 || lb > la+1 {
+		return false
+	}
+	if bits.OnesCount64(a.mask&^b.mask) > 1 || bits.OnesCount64(b.mask&^a.mask) > 1 {
+		return false
+	}
+	return bagDistance(a.s, b.s) <= 1
 }
 
 // shareWord reports whether two names have a word in common.

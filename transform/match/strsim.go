@@ -291,11 +291,16 @@ func bagDistance(a, b string) int {
 		n[b[i]]--
 	}
 	onlyA, onlyB := 0, 0
-	for _, c := range n {
-		if c > 0 {
+	for i := 0; i < len(a); i++ {
+		if c := n[a[i]]; c > 0 {
 			onlyA += int(c)
-		} else {
+			n[a[i]] = 0
+		}
+	}
+	for i := 0; i < len(b); i++ {
+		if c := n[b[i]]; c < 0 {
 			onlyB -= int(c)
+			n[b[i]] = 0
 		}
 	}
 	return max(onlyA, onlyB)
