@@ -276,10 +276,16 @@ func (d *Dataset) compareNames(a, b *row, cc *cmpCache) (fam, giv uint8) {
 	strong := func(l uint8) bool { return l == lvNameExact || l == lvNameJW92 }
 	bad := func(l uint8) bool { return l != 0 && l > lvNameJW80 }
 	if (strong(crossF) || strong(crossG)) && !bad(crossF) && !bad(crossG) {
-		if strong(crossF) {
+		// One name crossed over counts once, on a field that does not
+		// depend on which record comes first (the same pair the other way
+		// round crosses the other way): family name, unless only the given
+		// names were both present.
+		switch {
+		case strong(crossF) && strong(crossG):
+			fam, giv = lvNameSwapped, lvNameSwapped
+		case fam != 0:
 			fam = lvNameSwapped
-		}
-		if strong(crossG) {
+		default:
 			giv = lvNameSwapped
 		}
 	}

@@ -546,3 +546,58 @@ func TestContextCancelled(t *testing.T) {
 		t.Error("cancelled link succeeded")
 	}
 }
+
+// TestCompareSymmetric checks that a pair compares the same whichever
+// record comes first: names crossed one way (the family name in the other
+// record's given name) and the other, with and without the other names,
+// and every pair of records that share a person in a synthetic file and
+// the fixtures' Splink records.
+func TestCompareSymmetric(t *testing.T) {
+	d := newDataset(0)
+	for _, r := range []Record{
+		{FamilyName: "MORGAN", DateOfBirth: "1971-06-24"},
+		{FamilyName: "JONES", GivenName: "MORGAN", DateOfBirth: "1971-06-24"},
+		{GivenName: "MORGAN", DateOfBirth: "1971-06-24"},
+		{FamilyName: "LOGAN", GivenName: "MORGAN"},
+		{FamilyName: "MORGAN", GivenName: "LOGAN"},
+		{FamilyName: "MORGAN", GivenName: "LOGEN"},
+		{FamilyName: "MORGEN", GivenName: "LOGAN", Email: "l.morgan@example.org"},
+	} {
+		d.add(r)
+	}
+	recs, _ := splink(t, "fake_1000.csv")
+	for _, r := range recs {
+		d.add(r)
+	}
+	s := newSynth(3000, 7)
+	var truth []int32
+	for r := range s.records(3000, &truth) {
+		d.add(r)
+	}
+	check := func(i, j uint32) {
+		a, b := d.row(i), d.row(j)
+		g1, f1 := d.compare(a, b, nil)
+		g2, f2 := d.compare(b, a, nil)
+		if g1 != g2 || f1 != f2 {
+			t.Errorf("rows %d and %d: %v (flags %b) one way, %v (flags %b) the other", i, j, g1, f1, g2, f2)
+		}
+	}
+	n := uint32(d.Len())
+	for i := range uint32(7 + 1000) {
+		for j := i + 1; j < 7+1000; j++ {
+			check(i, j)
+		}
+	}
+	first := map[int32]uint32{}
+	for k, p := range truth {
+		i := uint32(7 + 1000 + k)
+		if f, ok := first[p]; ok {
+			check(f, i)
+		} else {
+			first[p] = i
+		}
+	}
+	if n != uint32(7+1000+3000) {
+		t.Fatalf("%d rows", n)
+	}
+}
