@@ -326,3 +326,17 @@ func (l links) Rekey(ctx context.Context, signature string, keysOf func(match.Re
 	}
 	return total, nil
 }
+
+// EachMatchRecord reads the match state in one read transaction (one
+// snapshot), rekeyPage records at a time.
+func (l links) EachMatchRecord(ctx context.Context, fn func(store.MatchRecord) error) error {
+	tx, err := l.s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return fmt.Errorf("reading the match state: %w", err)
+	}
+	defer tx.Rollback()
+	const cols = `SELECT org_code, local_id, COALESCE(patient_id, 0), ` + matchFields + ` FROM ops.match_record `
+	return store.EachMatchRecordPaged(ctx, tx,
+		cols+`ORDER BY org_code, local_id LIMIT ?`,
+		cols+`WHERE (org_code, local_id) > (?, ?) ORDER BY org_code, local_id LIMIT ?`, rekeyPage, fn)
+}

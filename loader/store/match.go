@@ -2,6 +2,7 @@ package store
 
 import (
 	"cmp"
+	"context"
 	"database/sql"
 	"fmt"
 	"slices"
@@ -100,6 +101,60 @@ func ReadCandidates(rows *sql.Rows, limit int, byHash map[int64][]string) (match
 	}
 	return set, nil
 }
+
+// Querier runs a query: a *sql.DB or a *sql.Tx.
+type Querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// EachMatchRecordPaged is EachMatchRecord over q, a page of page records
+// at a time. first selects the first page (one argument: the page size);
+// next the page after a record (three: its org_code and local_id, and the
+// page size). Both select org_code, local_id, patient_id and the matching
+// fields (nhs_number, family_name, given_name, date_of_birth, sex,
+// postcode, address, gp_practice, email, phone), ordered by org_code and
+// local_id; the backends write them in their dialects.
+func EachMatchRecordPaged(ctx context.Context, q Querier, first, next string, page int, fn func(MatchRecord) error) error {
+	var after RecordRef
+	started := false
+	for n := page; n == page; started = true {
+		query, args := first, []any{page}
+		if started {
+			query, args = next, []any{after.OrgCode, after.LocalID, page}
+		}
+		rows, err := q.QueryContext(ctx, query, args...)
+		if err != nil {
+			return fmt.Errorf("reading the match state: %w", err)
+		}
+		var recs []MatchRecord
+		for rows.Next() {
+			var r MatchRecord
+			m := &r.Record
+			if err := rows.Scan(&r.OrgCode, &r.LocalID, &r.PatientID, &m.NHSNumber, &m.FamilyName, &m.GivenName, &m.DateOfBirth,
+				&m.Sex, &m.Postcode, &m.Address, &m.GPPractice, &m.Email, &m.Phone); err != nil {
+				rows.Close()
+				return fmt.Errorf("reading the match state: %w", err)
+			}
+			recs = append(recs, r)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("reading the match state: %w", err)
+		}
+		for _, r := range recs {
+			if err := fn(r); err != nil {
+				return err
+			}
+		}
+		if n = len(recs); n > 0 {
+			after = recs[n-1].RecordRef()
+		}
+	}
+	return nil
+}
+
+// RecordRef returns the reference of the record.
+func (r MatchRecord) RecordRef() RecordRef { return RecordRef{OrgCode: r.OrgCode, LocalID: r.LocalID} }
 
 // sortedHashes returns the distinct hashes of keys, sorted.
 func sortedHashes(keys []string) []int64 {

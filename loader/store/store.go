@@ -301,6 +301,12 @@ type MatchState interface {
 	// returns how many records were filed. The pipeline calls it when the
 	// blocking rules changed (the signature differs).
 	Rekey(ctx context.Context, signature string, keys func(match.Record) []string) (int, error)
+	// EachMatchRecord calls fn with every record of the match state, in
+	// (org_code, local_id) order, with its patient and fields (Keys nil),
+	// as of one moment: what a region's model is estimated from. It reads
+	// page by page, so memory does not grow with the state; an error from
+	// fn stops it and is returned.
+	EachMatchRecord(ctx context.Context, fn func(MatchRecord) error) error
 }
 
 // MatchRecord is one organisation's record of a person as matching keeps

@@ -1,6 +1,8 @@
 package storetest
 
 import (
+	"cmp"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -150,6 +152,25 @@ func testMatchState(t *testing.T, b *Backend) {
 	}
 	if c := got.ByKey["big:4321"]; len(c) != 1 || c[0] != candidate(big[4321]) {
 		t.Fatalf("big batch: %+v", c)
+	}
+
+	// Every record, in order, with its patient and fields and no keys,
+	// across pages (6,003 records; pages of a few thousand); an error from
+	// the callback stops the reading and comes back.
+	want := append([]store.MatchRecord{a2c, a1b, b1b}, big...)
+	for i := range want {
+		want[i].Keys = nil
+	}
+	slices.SortFunc(want, func(x, y store.MatchRecord) int {
+		return cmp.Or(strings.Compare(x.OrgCode, y.OrgCode), strings.Compare(x.LocalID, y.LocalID))
+	})
+	var all []store.MatchRecord
+	noErr(t, l.EachMatchRecord(ctx, func(r store.MatchRecord) error { all = append(all, r); return nil }))
+	equal(t, "every match record", all, want)
+	stop := errors.New("stop")
+	seen := 0
+	if err := l.EachMatchRecord(ctx, func(store.MatchRecord) error { seen++; return stop }); !errors.Is(err, stop) || seen != 1 {
+		t.Fatalf("EachMatchRecord with a failing callback: %v after %d records", err, seen)
 	}
 
 	// The state persists: another Store sees it.

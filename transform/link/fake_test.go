@@ -1,6 +1,7 @@
 package link_test
 
 import (
+	"cmp"
 	"context"
 	"maps"
 	"slices"
@@ -250,6 +251,25 @@ func (f *fakeLinks) Rekey(_ context.Context, sig string, keysOf func(match.Recor
 	f.meta.Signature = sig
 	f.rekeyed++
 	return len(f.records), nil
+}
+
+func (f *fakeLinks) EachMatchRecord(_ context.Context, fn func(store.MatchRecord) error) error {
+	f.mu.Lock()
+	recs := make([]store.MatchRecord, 0, len(f.records))
+	for _, r := range f.records {
+		r.Keys = nil
+		recs = append(recs, r)
+	}
+	f.mu.Unlock()
+	slices.SortFunc(recs, func(a, b store.MatchRecord) int {
+		return cmp.Or(cmp.Compare(a.OrgCode, b.OrgCode), cmp.Compare(a.LocalID, b.LocalID))
+	})
+	for _, r := range recs {
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 var _ store.Links = (*fakeLinks)(nil)

@@ -10,10 +10,12 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"text/tabwriter"
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/careindex/careindex/loader/store"
 	"github.com/careindex/careindex/schedules/config"
 	"github.com/careindex/careindex/schedules/pipeline"
 	"github.com/careindex/careindex/transform/link"
@@ -24,8 +26,9 @@ import (
 // modelCmd runs the model subcommands: "model estimate".
 func modelCmd(ctx context.Context, env Env, args []string) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprintln(env.Stdout, "Usage: careindex model estimate --config FILE [--source ID ...] [-o model.json]")
-		fmt.Fprintln(env.Stdout, "\n  estimate  learn a match model (transform/match, EM without labels) from the persons sources' newest deliveries")
+		fmt.Fprintln(env.Stdout, "Usage: careindex model estimate --config FILE [--source ID ... | --from-store] [-o model.json]")
+		fmt.Fprintln(env.Stdout, "\n  estimate  learn a match model (transform/match, EM without labels) from the persons sources' newest deliveries,")
+		fmt.Fprintln(env.Stdout, "            or with --from-store from every record of the store's match state")
 		if len(args) == 0 {
 			return ExitUsage
 		}
@@ -39,21 +42,44 @@ func modelCmd(ctx context.Context, env Env, args []string) int {
 }
 
 // modelEstimateCmd estimates a match model from the newest deliveries of
-// persons sources, writes it as JSON and prints a summary of it (levels,
-// probabilities, prior: never a patient value).
+// persons sources, or from the store's match state, writes it as JSON and
+// prints a summary of it (levels, probabilities, prior: never a patient
+// value).
 func modelEstimateCmd(ctx context.Context, env Env, args []string) int {
 	var c common
 	var sources sourceList
 	var out string
-	fs := newFlagSet(env, "model estimate", "--config FILE [--source ID ...] [-o model.json]", &c)
+	var fromStore bool
+	fs := newFlagSet(env, "model estimate", "--config FILE [--source ID ... | --from-store] [-o model.json]", &c)
 	fs.Var(&sources, "source", "estimate from this persons source (repeatable, or comma-separated); default every persons source")
+	fs.BoolVar(&fromStore, "from-store", false, "estimate from every record of the store's match state (the whole index, delta sources' earlier deliveries included) instead of the sources' newest deliveries")
 	fs.StringVar(&out, "o", "", "write the model here (default: standard output, with the summary on standard error)")
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
+	if fromStore && len(sources) > 0 {
+		fmt.Fprintln(env.Stderr, "careindex model estimate: --from-store and --source cannot be used together")
+		return ExitUsage
+	}
 	cfg, err := loadConfigWithoutModel(c, env)
 	if err != nil {
 		return fail(env, "model estimate", err)
+	}
+	if fromStore {
+		log, err := c.logger(env)
+		if err != nil {
+			return fail(env, "model estimate", err)
+		}
+		st, err := openStore(ctx, cfg.Store, log)
+		if err != nil {
+			return fail(env, "model estimate", err)
+		}
+		defer st.Close()
+		model, rep, n, err := EstimateModelFromStore(ctx, st.Links())
+		if err != nil {
+			return fail(env, "model estimate", err)
+		}
+		return writeModel(env, out, model, rep, fmt.Sprintf("match state: %d records\n", n))
 	}
 	if len(sources) == 0 {
 		for _, s := range cfg.Sources {
@@ -69,6 +95,17 @@ func modelEstimateCmd(ctx context.Context, env Env, args []string) int {
 	if err != nil {
 		return fail(env, "model estimate", err)
 	}
+	var read strings.Builder
+	for i, r := range reads {
+		fmt.Fprintf(&read, "source %s: delivery %s, %d rows, %d quarantined (left out)\n", sources[i], r.Delivery, r.Rows, r.Quarantined)
+	}
+	return writeModel(env, out, model, rep, read.String())
+}
+
+// writeModel writes the model as JSON to out (standard output when empty)
+// and prints what it was read from and its summary (to standard error
+// when the model went to standard output).
+func writeModel(env Env, out string, model *match.Model, rep *match.EstimateReport, read string) int {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetIndent("", "  ")
@@ -84,9 +121,7 @@ func modelEstimateCmd(ctx context.Context, env Env, args []string) int {
 	} else if err := os.WriteFile(out, b.Bytes(), 0o644); err != nil {
 		return fail(env, "model estimate", fmt.Errorf("writing the model: %w", err))
 	}
-	for i, r := range reads {
-		fmt.Fprintf(summary, "source %s: delivery %s, %d rows, %d quarantined (left out)\n", sources[i], r.Delivery, r.Rows, r.Quarantined)
-	}
+	fmt.Fprint(summary, read)
 	printModelSummary(summary, model, rep)
 	if out != "" {
 		fmt.Fprintf(summary, "model written to %s\n", out)
@@ -203,6 +238,43 @@ func EstimateModel(ctx context.Context, cfg *config.Config, sources []string, lo
 		return nil, nil, reads, fmt.Errorf("estimating the model: %w", err)
 	}
 	return model, rep, reads, nil
+}
+
+// EstimateModelFromStore estimates a match model, as EstimateModel does,
+// from every record of a store's match state: the region's whole index as
+// the linker filed it (records without a usable NHS number and with one,
+// delta sources' earlier deliveries included). It returns the model, the
+// estimate's report and the number of records read.
+func EstimateModelFromStore(ctx context.Context, links store.MatchState) (*match.Model, *match.EstimateReport, int, error) {
+	var readErr error
+	n := 0
+	errStop := errors.New("stopped")
+	recs := func(yield func(match.Record, error) bool) {
+		err := links.EachMatchRecord(ctx, func(r store.MatchRecord) error {
+			rec := r.Record
+			rec.ID = store.MatchID(r.OrgCode, r.LocalID)
+			n++
+			if !yield(rec, nil) {
+				return errStop
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, errStop) {
+			readErr = err
+			yield(match.Record{}, err)
+		}
+	}
+	model, rep, err := match.Estimate(ctx, recs, match.EstimateOptions{})
+	if readErr != nil {
+		return nil, nil, n, readErr
+	}
+	if n < 2 {
+		return nil, nil, n, fmt.Errorf("%w: %d record(s) in the match state (run the sync with matching enabled first)", errNoRecords, n)
+	}
+	if err != nil {
+		return nil, nil, n, fmt.Errorf("estimating the model: %w", err)
+	}
+	return model, rep, n, nil
 }
 
 // printModelSummary prints a model's parameters: the prior, each field's
