@@ -198,10 +198,7 @@ var errNoRecords = errors.New("no person records to estimate from")
 func EstimateModel(ctx context.Context, cfg *config.Config, sources []string, lookupEnv func(string) (string, bool)) (*match.Model, *match.EstimateReport, []pipeline.PersonsRead, error) {
 	opts := pipeline.Options{Config: cfg, LookupEnv: lookupEnv}
 	reads := make([]pipeline.PersonsRead, len(sources))
-	var readErr error
-	n := 0
-	errStop := errors.New("stopped")
-	recs := func(yield func(match.Record, error) bool) {
+	model, rep, _, err := estimateFrom(ctx, "read", func(emit func(match.Record) error) error {
 		for i, id := range sources {
 			src, _ := cfg.Source(id)
 			seen := map[string]bool{}
@@ -210,34 +207,16 @@ func EstimateModel(ctx context.Context, cfg *config.Config, sources []string, lo
 					return nil
 				}
 				seen[p.LocalID] = true
-				n++
-				if !yield(link.MatchRecord(src.Org, p), nil) {
-					return errStop
-				}
-				return nil
+				return emit(link.MatchRecord(src.Org, p))
 			})
 			reads[i] = r
-			if errors.Is(err, errStop) {
-				return
-			}
 			if err != nil {
-				readErr = err
-				yield(match.Record{}, err)
-				return
+				return err
 			}
 		}
-	}
-	model, rep, err := match.Estimate(ctx, recs, match.EstimateOptions{})
-	if readErr != nil {
-		return nil, nil, reads, readErr
-	}
-	if n < 2 {
-		return nil, nil, reads, fmt.Errorf("%w: %d record(s) read", errNoRecords, n)
-	}
-	if err != nil {
-		return nil, nil, reads, fmt.Errorf("estimating the model: %w", err)
-	}
-	return model, rep, reads, nil
+		return nil
+	})
+	return model, rep, reads, err
 }
 
 // EstimateModelFromStore estimates a match model, as EstimateModel does,
@@ -246,15 +225,28 @@ func EstimateModel(ctx context.Context, cfg *config.Config, sources []string, lo
 // delta sources' earlier deliveries included). It returns the model, the
 // estimate's report and the number of records read.
 func EstimateModelFromStore(ctx context.Context, links store.MatchState) (*match.Model, *match.EstimateReport, int, error) {
+	return estimateFrom(ctx, "in the match state (run the sync with matching enabled first)", func(emit func(match.Record) error) error {
+		return links.EachMatchRecord(ctx, func(r store.MatchRecord) error {
+			rec := r.Record
+			rec.ID = store.MatchID(r.OrgCode, r.LocalID)
+			return emit(rec)
+		})
+	})
+}
+
+// estimateFrom estimates a match model from the records read gives emit,
+// streamed into the estimator as they are read. An error from emit means
+// the estimator stopped reading; read returns it (or its own error). It
+// returns the model, the estimate's report and the number of records;
+// fewer than two is errNoRecords, its message ending with where.
+func estimateFrom(ctx context.Context, where string, read func(emit func(match.Record) error) error) (*match.Model, *match.EstimateReport, int, error) {
 	var readErr error
 	n := 0
 	errStop := errors.New("stopped")
 	recs := func(yield func(match.Record, error) bool) {
-		err := links.EachMatchRecord(ctx, func(r store.MatchRecord) error {
-			rec := r.Record
-			rec.ID = store.MatchID(r.OrgCode, r.LocalID)
+		err := read(func(r match.Record) error {
 			n++
-			if !yield(rec, nil) {
+			if !yield(r, nil) {
 				return errStop
 			}
 			return nil
@@ -269,7 +261,7 @@ func EstimateModelFromStore(ctx context.Context, links store.MatchState) (*match
 		return nil, nil, n, readErr
 	}
 	if n < 2 {
-		return nil, nil, n, fmt.Errorf("%w: %d record(s) in the match state (run the sync with matching enabled first)", errNoRecords, n)
+		return nil, nil, n, fmt.Errorf("%w: %d record(s) %s", errNoRecords, n, where)
 	}
 	if err != nil {
 		return nil, nil, n, fmt.Errorf("estimating the model: %w", err)
