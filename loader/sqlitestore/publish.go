@@ -728,34 +728,9 @@ func checkVersion(ctx context.Context, tx *sql.Tx, sw store.Swap) error {
 // staged rows of deliveries no kept version uses. Failure here leaves extra
 // data behind but never touches the live version, so Swap only logs it.
 func (s *Store) retire(ctx context.Context, keep int) error {
-	if keep < 2 {
-		keep = 2
-	}
-	// Keep the newest keep-1 kept versions; drop older kept ones and every
-	// version that was rolled back or superseded by a rollback.
-	rows, err := s.db.QueryContext(ctx, `SELECT version, state FROM main.version
-		WHERE state IN ('kept', 'rolled_back', 'superseded') ORDER BY version DESC`)
+	retired, err := store.VersionsToRetire(ctx, s.db, "main.version", keep)
 	if err != nil {
-		return fmt.Errorf("listing kept versions: %w", err)
-	}
-	var retired []int64
-	kept := 0
-	for rows.Next() {
-		var v int64
-		var state string
-		if err := rows.Scan(&v, &state); err != nil {
-			rows.Close()
-			return fmt.Errorf("listing kept versions: %w", err)
-		}
-		if state == "kept" && kept < keep-1 {
-			kept++
-			continue
-		}
-		retired = append(retired, v)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("listing kept versions: %w", err)
+		return err
 	}
 	for _, v := range retired {
 		err := s.inTx(ctx, func(tx *sql.Tx) error {
