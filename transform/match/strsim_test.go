@@ -3,6 +3,7 @@ package match
 import (
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 )
 
@@ -50,6 +51,38 @@ func TestBagDistance(t *testing.T) {
 		if got, back := bagDistance(c.a, c.b), bagDistance(c.b, c.a); got != c.want || back != got {
 			t.Errorf("bagDistance(%q, %q) = %d (reversed %d), want %d", c.a, c.b, got, back, c.want)
 		}
+	}
+}
+
+// TestLettersAlike checks that ruling pairs out by length and letter set
+// first never changes the letters level: on random names over a small
+// alphabet (so that many are near anagrams), with a non-ASCII letter now
+// and then, lettersAlike agrees with counting the letters.
+func TestLettersAlike(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	letters := []string{"A", "B", "E", "L", "N", "O", "R", "S", "É", "Ö"}
+	name := func() string {
+		var b strings.Builder
+		for range 2 + rng.IntN(8) {
+			b.WriteString(letters[rng.IntN(len(letters))])
+		}
+		return b.String()
+	}
+	alike := 0
+	for range 200000 {
+		a, b := name(), name()
+		ea := nameEntry{s: a, mask: letterMask(a)}
+		eb := nameEntry{s: b, mask: letterMask(b)}
+		want := min(len(a), len(b)) >= minLettersLen && bagDistance(a, b) <= 1
+		if got := lettersAlike(&ea, &eb); got != want {
+			t.Fatalf("lettersAlike(%q, %q) = %v, counting the letters says %v", a, b, got, want)
+		}
+		if want {
+			alike++
+		}
+	}
+	if alike < 100 {
+		t.Fatalf("only %d pairs alike: the test does not exercise the level", alike)
 	}
 }
 
