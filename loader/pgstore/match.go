@@ -224,8 +224,18 @@ func (l links) SetMatchMeta(ctx context.Context, m store.MatchMeta) error {
 	return nil
 }
 
-// rekeyPage is how many records Rekey files at a time.
+// rekeyPage is how many records Rekey files, and EachMatchRecord reads,
+// at a time.
 const rekeyPage = 5000
+
+// matchPageFirst and matchPageNext read the match state a page at a time
+// (store.EachMatchPage).
+const (
+	matchPageFirst = `SELECT org_code, local_id, COALESCE(patient_id, 0), ` + matchFields + ` FROM careindex_ops.match_record
+		ORDER BY org_code, local_id LIMIT $1`
+	matchPageNext = `SELECT org_code, local_id, COALESCE(patient_id, 0), ` + matchFields + ` FROM careindex_ops.match_record
+		WHERE (org_code, local_id) > ($1, $2) ORDER BY org_code, local_id LIMIT $3`
+)
 
 // Rekey files every record again, page by page, in one transaction that
 // holds the meta row: a concurrent Rekey waits, then finds the signature
@@ -246,49 +256,22 @@ func (l links) Rekey(ctx context.Context, signature string, keysOf func(match.Re
 		if _, err := tx.ExecContext(ctx, `DELETE FROM careindex_ops.match_key_h`); err != nil {
 			return err
 		}
-		var afterOrg, afterLocal string
-		first := true
-		for {
-			q, args := `SELECT org_code, local_id, `+matchFields+` FROM careindex_ops.match_record
-				ORDER BY org_code, local_id LIMIT $1`, []any{rekeyPage}
-			if !first {
-				q, args = `SELECT org_code, local_id, `+matchFields+` FROM careindex_ops.match_record
-					WHERE (org_code, local_id) > ($1, $2) ORDER BY org_code, local_id LIMIT $3`, []any{afterOrg, afterLocal, rekeyPage}
-			}
-			rows, err := tx.QueryContext(ctx, q, args...)
-			if err != nil {
-				return err
-			}
+		err := store.EachMatchPage(ctx, tx, matchPageFirst, matchPageNext, rekeyPage, func(page []store.MatchRecord) error {
 			var keyRows []store.KeyRow
-			var recOrgs, recLocals, recKeys []string
-			n := 0
-			for rows.Next() {
-				var org, local string
-				var m match.Record
-				if err := rows.Scan(&org, &local, &m.NHSNumber, &m.FamilyName, &m.GivenName, &m.DateOfBirth, &m.Sex, &m.Postcode,
-					&m.Address, &m.GPPractice, &m.Email, &m.Phone); err != nil {
-					rows.Close()
-					return err
-				}
-				m.ID = store.MatchID(org, local)
+			recOrgs, recLocals, recKeys := make([]string, len(page)), make([]string, len(page)), make([]string, len(page))
+			for i, r := range page {
+				m := r.Record
+				m.ID = store.MatchID(r.OrgCode, r.LocalID)
 				ks := keysOf(m)
 				for _, k := range ks {
-					keyRows = append(keyRows, store.KeyRow{Hash: store.KeyHash(k), RecordRef: store.RecordRef{OrgCode: org, LocalID: local}})
+					keyRows = append(keyRows, store.KeyRow{Hash: store.KeyHash(k), RecordRef: r.RecordRef()})
 				}
 				b, err := json.Marshal(ks)
 				if err != nil {
-					rows.Close()
 					return err
 				}
-				recOrgs, recLocals, recKeys = append(recOrgs, org), append(recLocals, local), append(recKeys, string(b))
-				afterOrg, afterLocal = org, local
-				n++
+				recOrgs[i], recLocals[i], recKeys[i] = r.OrgCode, r.LocalID, string(b)
 			}
-			rows.Close()
-			if err := rows.Err(); err != nil {
-				return err
-			}
-			first = false
 			if len(keyRows) > 0 {
 				slices.SortFunc(keyRows, store.CompareKeyRows)
 				hashes, orgs, locals := keyColumns(keyRows)
@@ -298,20 +281,19 @@ func (l links) Rekey(ctx context.Context, signature string, keysOf func(match.Re
 					return err
 				}
 			}
-			if n > 0 {
-				if _, err := tx.ExecContext(ctx, `UPDATE careindex_ops.match_record r SET keys = u.keys
-					FROM unnest($1::text[], $2::text[], $3::text[]) AS u(org_code, local_id, keys)
-					WHERE r.org_code = u.org_code AND r.local_id = u.local_id`,
-					pq.Array(recOrgs), pq.Array(recLocals), pq.Array(recKeys)); err != nil {
-					return err
-				}
+			if _, err := tx.ExecContext(ctx, `UPDATE careindex_ops.match_record r SET keys = u.keys
+				FROM unnest($1::text[], $2::text[], $3::text[]) AS u(org_code, local_id, keys)
+				WHERE r.org_code = u.org_code AND r.local_id = u.local_id`,
+				pq.Array(recOrgs), pq.Array(recLocals), pq.Array(recKeys)); err != nil {
+				return err
 			}
-			total += n
-			if n < rekeyPage {
-				break
-			}
+			total += len(page)
+			return nil
+		})
+		if err != nil {
+			return err
 		}
-		_, err := tx.ExecContext(ctx, `UPDATE careindex_ops.match_meta SET signature = $1, updated_at = now()`, signature)
+		_, err = tx.ExecContext(ctx, `UPDATE careindex_ops.match_meta SET signature = $1, updated_at = now()`, signature)
 		return err
 	})
 	if err != nil {
@@ -328,8 +310,5 @@ func (l links) EachMatchRecord(ctx context.Context, fn func(store.MatchRecord) e
 		return fmt.Errorf("reading the match state: %w", err)
 	}
 	defer tx.Rollback()
-	const cols = `SELECT org_code, local_id, COALESCE(patient_id, 0), ` + matchFields + ` FROM careindex_ops.match_record `
-	return store.EachMatchRecordPaged(ctx, tx,
-		cols+`ORDER BY org_code, local_id LIMIT $1`,
-		cols+`WHERE (org_code, local_id) > ($1, $2) ORDER BY org_code, local_id LIMIT $3`, rekeyPage, fn)
+	return store.EachMatchPage(ctx, tx, matchPageFirst, matchPageNext, rekeyPage, store.EachRecord(fn))
 }

@@ -220,8 +220,18 @@ func (l links) SetMatchMeta(ctx context.Context, m store.MatchMeta) error {
 	return nil
 }
 
-// rekeyPage is how many records Rekey files at a time.
+// rekeyPage is how many records Rekey files, and EachMatchRecord reads,
+// at a time.
 const rekeyPage = 5000
+
+// matchPageFirst and matchPageNext read the match state a page at a time
+// (store.EachMatchPage).
+const (
+	matchPageFirst = `SELECT org_code, local_id, COALESCE(patient_id, 0), ` + matchFields + ` FROM ops.match_record
+		ORDER BY org_code, local_id LIMIT ?`
+	matchPageNext = `SELECT org_code, local_id, COALESCE(patient_id, 0), ` + matchFields + ` FROM ops.match_record
+		WHERE (org_code, local_id) > (?, ?) ORDER BY org_code, local_id LIMIT ?`
+)
 
 // Rekey files every record again, page by page, in one write transaction
 // (which a concurrent Rekey waits for, then finds the signature current).
@@ -244,53 +254,21 @@ func (l links) Rekey(ctx context.Context, signature string, keysOf func(match.Re
 		if _, err := tx.ExecContext(ctx, `DELETE FROM ops.match_key_h`); err != nil {
 			return err
 		}
-		var afterOrg, afterLocal string
-		first := true
-		for {
-			q, args := `SELECT org_code, local_id, `+matchFields+` FROM ops.match_record
-				ORDER BY org_code, local_id LIMIT ?`, []any{rekeyPage}
-			if !first {
-				q, args = `SELECT org_code, local_id, `+matchFields+` FROM ops.match_record
-					WHERE (org_code, local_id) > (?, ?) ORDER BY org_code, local_id LIMIT ?`, []any{afterOrg, afterLocal, rekeyPage}
-			}
-			rows, err := tx.QueryContext(ctx, q, args...)
-			if err != nil {
-				return err
-			}
-			type rec struct {
-				org, local string
-				keys       []string
-			}
-			var page []rec
-			for rows.Next() {
-				var r rec
-				var m match.Record
-				if err := rows.Scan(&r.org, &r.local, &m.NHSNumber, &m.FamilyName, &m.GivenName, &m.DateOfBirth, &m.Sex, &m.Postcode,
-					&m.Address, &m.GPPractice, &m.Email, &m.Phone); err != nil {
-					rows.Close()
-					return err
-				}
-				m.ID = store.MatchID(r.org, r.local)
-				r.keys = keysOf(m)
-				page = append(page, r)
-			}
-			rows.Close()
-			if err := rows.Err(); err != nil {
-				return err
-			}
-			first = false
+		err := store.EachMatchPage(ctx, tx, matchPageFirst, matchPageNext, rekeyPage, func(page []store.MatchRecord) error {
 			var keyRows []store.KeyRow
-			var recKeys [][3]string
-			for _, r := range page {
-				for _, k := range r.keys {
-					keyRows = append(keyRows, store.KeyRow{Hash: store.KeyHash(k), RecordRef: store.RecordRef{OrgCode: r.org, LocalID: r.local}})
+			recKeys := make([][3]string, len(page))
+			for i, r := range page {
+				m := r.Record
+				m.ID = store.MatchID(r.OrgCode, r.LocalID)
+				ks := keysOf(m)
+				for _, k := range ks {
+					keyRows = append(keyRows, store.KeyRow{Hash: store.KeyHash(k), RecordRef: r.RecordRef()})
 				}
-				keys, err := jsonArray(r.keys)
+				keys, err := jsonArray(ks)
 				if err != nil {
 					return err
 				}
-				recKeys = append(recKeys, [3]string{r.org, r.local, keys})
-				afterOrg, afterLocal = r.org, r.local
+				recKeys[i] = [3]string{r.OrgCode, r.LocalID, keys}
 			}
 			if len(keyRows) > 0 {
 				slices.SortFunc(keyRows, store.CompareKeyRows)
@@ -303,22 +281,21 @@ func (l links) Rekey(ctx context.Context, signature string, keysOf func(match.Re
 					return err
 				}
 			}
-			if len(recKeys) > 0 {
-				arr, err := jsonArray(recKeys)
-				if err != nil {
-					return err
-				}
-				if _, err := tx.ExecContext(ctx, `UPDATE ops.match_record AS r SET keys = j.value->>2
-					FROM json_each(?) AS j WHERE r.org_code = j.value->>0 AND r.local_id = j.value->>1`, arr); err != nil {
-					return err
-				}
+			arr, err := jsonArray(recKeys)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE ops.match_record AS r SET keys = j.value->>2
+				FROM json_each(?) AS j WHERE r.org_code = j.value->>0 AND r.local_id = j.value->>1`, arr); err != nil {
+				return err
 			}
 			total += len(page)
-			if len(page) < rekeyPage {
-				break
-			}
+			return nil
+		})
+		if err != nil {
+			return err
 		}
-		_, err := tx.ExecContext(ctx, `UPDATE ops.match_meta SET signature = ?, updated_at = ? WHERE one = 1`, signature, now)
+		_, err = tx.ExecContext(ctx, `UPDATE ops.match_meta SET signature = ?, updated_at = ? WHERE one = 1`, signature, now)
 		return err
 	})
 	if err != nil {
@@ -335,8 +312,5 @@ func (l links) EachMatchRecord(ctx context.Context, fn func(store.MatchRecord) e
 		return fmt.Errorf("reading the match state: %w", err)
 	}
 	defer tx.Rollback()
-	const cols = `SELECT org_code, local_id, COALESCE(patient_id, 0), ` + matchFields + ` FROM ops.match_record `
-	return store.EachMatchRecordPaged(ctx, tx,
-		cols+`ORDER BY org_code, local_id LIMIT ?`,
-		cols+`WHERE (org_code, local_id) > (?, ?) ORDER BY org_code, local_id LIMIT ?`, rekeyPage, fn)
+	return store.EachMatchPage(ctx, tx, matchPageFirst, matchPageNext, rekeyPage, store.EachRecord(fn))
 }

@@ -107,14 +107,16 @@ type Querier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
-// EachMatchRecordPaged is EachMatchRecord over q, a page of page records
-// at a time. first selects the first page (one argument: the page size);
-// next the page after a record (three: its org_code and local_id, and the
-// page size). Both select org_code, local_id, patient_id and the matching
-// fields (nhs_number, family_name, given_name, date_of_birth, sex,
-// postcode, address, gp_practice, email, phone), ordered by org_code and
-// local_id; the backends write them in their dialects.
-func EachMatchRecordPaged(ctx context.Context, q Querier, first, next string, page int, fn func(MatchRecord) error) error {
+// EachMatchPage reads the match state over q a page of page records at a
+// time, in (org_code, local_id) order, and gives fn each page once its
+// rows are closed (so fn may write in the same transaction). first
+// selects the first page (one argument: the page size); next the page
+// after a record (three: its org_code and local_id, and the page size).
+// Both select org_code, local_id, patient_id and the matching fields
+// (nhs_number, family_name, given_name, date_of_birth, sex, postcode,
+// address, gp_practice, email, phone), ordered by org_code and local_id;
+// the backends write them in their dialects. An error from fn stops it.
+func EachMatchPage(ctx context.Context, q Querier, first, next string, page int, fn func([]MatchRecord) error) error {
 	var after RecordRef
 	started := false
 	for n := page; n == page; started = true {
@@ -141,16 +143,27 @@ func EachMatchRecordPaged(ctx context.Context, q Querier, first, next string, pa
 		if err := rows.Err(); err != nil {
 			return fmt.Errorf("reading the match state: %w", err)
 		}
-		for _, r := range recs {
+		if n = len(recs); n == 0 {
+			break
+		}
+		if err := fn(recs); err != nil {
+			return err
+		}
+		after = recs[n-1].RecordRef()
+	}
+	return nil
+}
+
+// EachRecord adapts a function of one record to EachMatchPage.
+func EachRecord(fn func(MatchRecord) error) func([]MatchRecord) error {
+	return func(page []MatchRecord) error {
+		for _, r := range page {
 			if err := fn(r); err != nil {
 				return err
 			}
 		}
-		if n = len(recs); n > 0 {
-			after = recs[n-1].RecordRef()
-		}
+		return nil
 	}
-	return nil
 }
 
 // RecordRef returns the reference of the record.

@@ -15,10 +15,10 @@ import (
 	"github.com/careindex/careindex/loader/store"
 )
 
-// TestEachMatchRecordPaged reads a table of records with page sizes below,
+// TestEachMatchPage reads a table of records with page sizes below,
 // at and above its size and at a divisor of it (the last page full, so
 // one more query finds nothing): every record once, in order.
-func TestEachMatchRecordPaged(t *testing.T) {
+func TestEachMatchPage(t *testing.T) {
 	ctx := context.Background()
 	db, err := sql.Open("sqlite", filepath.Join(t.TempDir(), "paged.db"))
 	if err != nil {
@@ -49,12 +49,20 @@ func TestEachMatchRecordPaged(t *testing.T) {
 	for _, page := range []int{1, 2, 3, 4, 6, 7, 100} {
 		t.Run(fmt.Sprintf("page %d", page), func(t *testing.T) {
 			var got []store.MatchRecord
-			err := store.EachMatchRecordPaged(ctx, db, first, next, page, func(r store.MatchRecord) error {
-				got = append(got, r)
+			pages := 0
+			err := store.EachMatchPage(ctx, db, first, next, page, func(recs []store.MatchRecord) error {
+				if len(recs) == 0 || len(recs) > page {
+					t.Errorf("a page of %d records (page size %d)", len(recs), page)
+				}
+				pages++
+				got = append(got, recs...)
 				return nil
 			})
 			if err != nil {
 				t.Fatal(err)
+			}
+			if wantPages := (len(want) + page - 1) / page; pages != wantPages {
+				t.Errorf("%d pages, want %d", pages, wantPages)
 			}
 			if !slices.EqualFunc(got, want, func(a, b store.MatchRecord) bool { return fmt.Sprint(a) == fmt.Sprint(b) }) {
 				t.Errorf("got %v\nwant %v", got, want)

@@ -179,6 +179,16 @@ func testMatchState(t *testing.T, b *Backend) {
 	got = sortedSet(try(other.Links().Candidates(ctx, []string{"family:FAMILY4"}, 10)).must(t))
 	equal(t, "candidates seen by another store", got, match.CandidateSet{ByKey: map[string][]match.Candidate{
 		"family:FAMILY4": {candidate(a1b)}}})
+
+	// Rekey files every record of several pages.
+	if n := try(l.Rekey(ctx, "sig3", func(r match.Record) []string { return []string{"fam:" + r.FamilyName} })).must(t); n != len(want) {
+		t.Fatalf("Rekey over pages filed %d records, want %d", n, len(want))
+	}
+	last := big[len(big)-1]
+	got = try(l.Candidates(ctx, []string{"fam:" + last.Record.FamilyName, "big:common"}, 10)).must(t)
+	if c := got.ByKey["fam:"+last.Record.FamilyName]; len(c) != 1 || c[0].Record.ID != store.MatchID(last.OrgCode, last.LocalID) || len(got.ByKey["big:common"]) != 0 {
+		t.Fatalf("after rekeying over pages: %+v", got)
+	}
 }
 
 // testReviewEvidence: review items carry the patient a record was given

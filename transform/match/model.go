@@ -93,8 +93,9 @@ func Fields() []string {
 //	    distance ≤ 1), swapped (family and given names the wrong way
 //	    round), different
 //	date_of_birth: exact, transposed (day and month swapped), one_component
-//	    (only day, month or year differ), within_year, within_10_years (birth
-//	    years at most ten apart), different
+//	    (only day, month or year differ), within_month (at most 31 days
+//	    apart), within_year, within_10_years (birth years at most ten
+//	    apart), different
 //	postcode: full, sector, district, different (opaque codes: full, sector
 //	    meaning one keying error apart, different)
 //	address: exact (same words), high (Dice ≥ 0.66), some (a word in common),
