@@ -57,13 +57,16 @@ func dataBytes(recs Records) int64 {
 	return n
 }
 
-func benchmarkLink(b *testing.B, n int) {
+// linkFunc is Link or LinkOnDisk.
+type linkFunc func(ctx context.Context, recs Records, model *Model, th Thresholds) (*Result, error)
+
+func benchmarkLink(b *testing.B, n int, link linkFunc) {
 	s := newSynth(n, 42)
 	size := dataBytes(s.records(n, nil))
 	model := DefaultModel()
 	ctx := context.Background()
 	var res *Result
-	var truth []int32
+	truth := make([]int32, 0, n)
 	runtime.GC()
 	b.ResetTimer()
 	var peak, live uint64
@@ -71,7 +74,7 @@ func benchmarkLink(b *testing.B, n int) {
 		truth = truth[:0]
 		stop := peakHeap()
 		var err error
-		res, err = Link(ctx, s.records(n, &truth), model, DefaultThresholds())
+		res, err = link(ctx, s.records(n, &truth), model, DefaultThresholds())
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -119,8 +122,20 @@ func synthPairwise(res *Result, truth []int32) (tp, fp, fn int) {
 	return tp, fp, actual - tp
 }
 
-func BenchmarkLink100k(b *testing.B) { benchmarkLink(b, 100_000) }
-func BenchmarkLink1M(b *testing.B)   { benchmarkLink(b, 1_000_000) }
+func BenchmarkLink100k(b *testing.B) { benchmarkLink(b, 100_000, Link) }
+func BenchmarkLink1M(b *testing.B)   { benchmarkLink(b, 1_000_000, Link) }
+
+// onDisk is LinkOnDisk with its temporary files in the benchmark's
+// temporary directory.
+func onDisk(b *testing.B) linkFunc {
+	dir := b.TempDir()
+	return func(ctx context.Context, recs Records, model *Model, th Thresholds) (*Result, error) {
+		return LinkOnDisk(ctx, recs, model, th, DiskOptions{Dir: dir})
+	}
+}
+
+func BenchmarkLinkOnDisk100k(b *testing.B) { benchmarkLink(b, 100_000, onDisk(b)) }
+func BenchmarkLinkOnDisk1M(b *testing.B)   { benchmarkLink(b, 1_000_000, onDisk(b)) }
 
 func benchmarkEstimate(b *testing.B, n int) {
 	s := newSynth(n, 42)

@@ -11,7 +11,8 @@ import (
 // blockSet is one rule's inverted index: row ordinals sorted by key, and
 // the runs that share a key (blocks of 2..maxBlock rows).
 type blockSet struct {
-	ords    []uint32 // row ordinals, grouped by key
+	ords    []uint32 // row ordinals, grouped by key; nil when entries holds them
+	entries []uint64 // key<<32 | row ordinal, sorted by key, when ords is nil
 	blocks  []span   // blocks to compare
 	giant   map[uint32]int
 	pairs   int64 // pairs in the compared blocks
@@ -32,11 +33,20 @@ func buildBlocks(x *ruleIndex, r, maxBlock int) *blockSet {
 			entries = append(entries, uint64(k)<<32|uint64(i))
 		}
 	}
-	slices.Sort(entries)
-	bs := &blockSet{ords: make([]uint32, len(entries)), keyed: len(entries)}
+	bs := groupBlocks(entries, nil, maxBlock)
+	bs.ords = make([]uint32, len(entries))
 	for i, e := range entries {
 		bs.ords[i] = uint32(e)
 	}
+	bs.entries = nil
+	return bs
+}
+
+// groupBlocks sorts entries (key<<32 | row ordinal) and groups them into
+// blocks, reusing blocks's memory.
+func groupBlocks(entries []uint64, blocks []span, maxBlock int) *blockSet {
+	slices.Sort(entries)
+	bs := &blockSet{entries: entries, blocks: blocks[:0], keyed: len(entries)}
 	for lo := 0; lo < len(entries); {
 		k := entries[lo] >> 32
 		hi := lo + 1
@@ -70,8 +80,10 @@ func workers(n int) int {
 
 // eachBlock calls fn for every block of bs on nw goroutines; fn gets the
 // worker number and the block's row ordinals. It stops early when ctx is
-// done and returns ctx's error.
-func eachBlock(ctx context.Context, bs *blockSet, nw int, fn func(w int, block []uint32)) error {
+// done or fn fails, and returns the first error.
+func eachBlock(ctx context.Context, bs *blockSet, nw int, fn func(w int, block []uint32) error) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	const chunk = 256
@@ -79,6 +91,7 @@ func eachBlock(ctx context.Context, bs *blockSet, nw int, fn func(w int, block [
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			var block []uint32
 			for {
 				if ctx.Err() != nil {
 					return
@@ -89,13 +102,24 @@ func eachBlock(ctx context.Context, bs *blockSet, nw int, fn func(w int, block [
 				}
 				end := min(start+chunk, len(bs.blocks))
 				for _, s := range bs.blocks[start:end] {
-					fn(w, bs.ords[s.lo:s.hi])
+					if bs.ords != nil {
+						block = bs.ords[s.lo:s.hi]
+					} else {
+						block = block[:0]
+						for _, e := range bs.entries[s.lo:s.hi] {
+							block = append(block, uint32(e))
+						}
+					}
+					if err := fn(w, block); err != nil {
+						cancel(err)
+						return
+					}
 				}
 			}
 		}()
 	}
 	wg.Wait()
-	return ctx.Err()
+	return context.Cause(ctx)
 }
 
 // ruleIndex computes rows' blocking keys and remembers which keys' blocks

@@ -300,7 +300,7 @@ func (d *Dataset) rulePatterns(ctx context.Context, bs *blockSet, x *ruleIndex, 
 		locals[w] = map[pattern]float64{}
 		caches[w] = newCmpCache()
 	}
-	err := eachBlock(ctx, bs, nw, func(w int, block []uint32) {
+	err := eachBlock(ctx, bs, nw, func(w int, block []uint32) error {
 		local := locals[w]
 		for bi, i := range block {
 			for _, j := range block[bi+1:] {
@@ -312,6 +312,7 @@ func (d *Dataset) rulePatterns(ctx context.Context, bs *blockSet, x *ruleIndex, 
 				sampled[w]++
 			}
 		}
+		return nil
 	})
 	if err != nil {
 		return nil, 0, err

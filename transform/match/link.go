@@ -223,7 +223,7 @@ func (d *Dataset) Link(ctx context.Context, model *Model, th Thresholds, opts Li
 	if err != nil {
 		return nil, err
 	}
-	s := newScorer(c, d, true)
+	pl := &pairLinker{s: newScorer(c, d, true), tw: tw}
 	nw := workers(opts.Workers)
 	x := newRuleIndex(d, c.rules)
 	res := &Result{Stats: Stats{Records: d.Len()}}
@@ -238,48 +238,62 @@ func (d *Dataset) Link(ctx context.Context, model *Model, th Thresholds, opts Li
 		bs := buildBlocks(x, r, c.maxBlock)
 		x.giant[r] = bs.giant
 		before := sum(compared)
-		err := eachBlock(ctx, bs, nw, func(w int, block []uint32) {
+		err := eachBlock(ctx, bs, nw, func(w int, block []uint32) error {
 			out := found[w]
 			n := int64(0)
-			for bi := 0; bi < len(block); bi++ {
-				i := block[bi]
+			for bi, i := range block {
 				a := d.row(i)
 				for _, j := range block[bi+1:] {
 					if r > 0 && x.comparedBefore(i, j, r, &scratch[w]) {
 						continue
 					}
 					n++
-					b := d.row(j)
-					g, flags := d.compare(a, b, caches[w])
-					wt, demo := s.weights(a, b, &g)
-					if o, why := tw.classify(wt, demo, flags); o != outNone {
-						lo, hi := min(i, j), max(i, j)
-						out = append(out, scoredPair{i: lo, j: hi, w: float32(wt), out: uint8(o), why: why})
-					}
+					out = pl.score(d, a, d.row(j), i, j, caches[w], out)
 				}
 			}
 			found[w] = out
 			compared[w] += n
+			return nil
 		})
 		if err != nil {
 			return nil, err
 		}
-		rs := RuleStats{Rule: c.rules[r].name, Keyed: bs.keyed, Blocks: len(bs.blocks), Pairs: bs.pairs,
-			Compared: sum(compared) - before, SkippedPairs: bs.skipped}
-		for _, size := range bs.giant {
-			rs.SkippedBlocks = append(rs.SkippedBlocks, size)
-		}
-		slices.SortFunc(rs.SkippedBlocks, func(a, b int) int { return cmp.Compare(b, a) })
-		res.Stats.Rules = append(res.Stats.Rules, rs)
+		res.Stats.Rules = append(res.Stats.Rules, ruleStats(c.rules[r].name, bs, sum(compared)-before))
 	}
 	res.Stats.Compared = sum(compared)
-	var all []scoredPair
-	for _, f := range found {
-		all = append(all, f...)
+	err = cluster(d.Len(), slices.Concat(found...), tw, res,
+		func(i uint32) (uint64, error) { return d.row(i).nhs, nil },
+		func(i int) (string, error) { return d.ID(i), nil })
+	return res, err
+}
+
+// pairLinker scores candidate pairs and keeps those that link or go to
+// review.
+type pairLinker struct {
+	s  *scorer
+	tw *thresholdWeights
+}
+
+// score compares rows a and b of d, records i and j of the input, and
+// appends the pair to out when it links or goes to review.
+func (pl *pairLinker) score(d *Dataset, a, b *row, i, j uint32, cc *cmpCache, out []scoredPair) []scoredPair {
+	g, flags := d.compare(a, b, cc)
+	wt, demo := pl.s.weights(a, b, &g)
+	if o, why := pl.tw.classify(wt, demo, flags); o != outNone {
+		out = append(out, scoredPair{i: min(i, j), j: max(i, j), w: float32(wt), out: uint8(o), why: why})
 	}
-	found = nil
-	d.cluster(all, tw, res)
-	return res, nil
+	return out
+}
+
+// ruleStats describes one rule's blocks and the pairs it compared first.
+func ruleStats(name string, bs *blockSet, compared int64) RuleStats {
+	rs := RuleStats{Rule: name, Keyed: bs.keyed, Blocks: len(bs.blocks), Pairs: bs.pairs,
+		Compared: compared, SkippedPairs: bs.skipped}
+	for _, size := range bs.giant {
+		rs.SkippedBlocks = append(rs.SkippedBlocks, size)
+	}
+	slices.SortFunc(rs.SkippedBlocks, func(a, b int) int { return cmp.Compare(b, a) })
+	return rs
 }
 
 func sum(xs []int64) int64 {
@@ -290,9 +304,12 @@ func sum(xs []int64) int64 {
 	return t
 }
 
-// cluster links the scored pairs with union-find, strongest first, and
-// fills the result's clusters and review list.
-func (d *Dataset) cluster(pairs []scoredPair, tw *thresholdWeights, res *Result) {
+// cluster links the scored pairs of n records with union-find, strongest
+// first, and fills the result's clusters and review list. nhsOf and idOf
+// give a record's NHS number (0 none) and id; nhsOf is asked only about
+// records of pairs that link.
+func cluster(n int, pairs []scoredPair, tw *thresholdWeights, res *Result,
+	nhsOf func(uint32) (uint64, error), idOf func(int) (string, error)) error {
 	slices.SortFunc(pairs, func(a, b scoredPair) int {
 		if c := cmp.Compare(b.w, a.w); c != 0 {
 			return c
@@ -302,11 +319,20 @@ func (d *Dataset) cluster(pairs []scoredPair, tw *thresholdWeights, res *Result)
 		}
 		return cmp.Compare(a.j, b.j)
 	})
-	uf := newUnionFind(d.Len())
+	uf := newUnionFind(n)
 	nhs := map[uint32]uint64{} // root → the cluster's NHS number, for clusters that have one
-	for i := range d.Len() {
-		if n := d.row(uint32(i)).nhs; n != 0 {
-			nhs[uint32(i)] = n
+	for _, p := range pairs {
+		if p.out != outLink {
+			continue
+		}
+		for _, i := range [2]uint32{p.i, p.j} {
+			v, err := nhsOf(i)
+			if err != nil {
+				return err
+			}
+			if v != 0 {
+				nhs[i] = v
+			}
 		}
 	}
 	var review []scoredPair
@@ -340,22 +366,41 @@ func (d *Dataset) cluster(pairs []scoredPair, tw *thresholdWeights, res *Result)
 		if uf.find(p.i) == uf.find(p.j) {
 			continue
 		}
-		res.Review = append(res.Review, Pair{A: int(p.i), B: int(p.j), AID: d.ID(int(p.i)), BID: d.ID(int(p.j)),
+		a, err := idOf(int(p.i))
+		if err != nil {
+			return err
+		}
+		b, err := idOf(int(p.j))
+		if err != nil {
+			return err
+		}
+		res.Review = append(res.Review, Pair{A: int(p.i), B: int(p.j), AID: a, BID: b,
 			Weight: float64(p.w), Probability: probability(float64(p.w)), Reasons: reasonNames(p.why)})
 	}
-	groups := map[uint32][]int{}
-	for i := range d.Len() {
-		if uf.size[uf.find(uint32(i))] > 1 {
-			root := uf.find(uint32(i))
-			groups[root] = append(groups[root], i)
+	// the clusters: records that joined another, grouped by root
+	var members []uint64 // root<<32 | record
+	for i := range uint32(n) {
+		if uf.joined(i) {
+			members = append(members, uint64(uf.find(i))<<32|uint64(i))
 		}
 	}
-	for _, g := range groups {
-		cl := Cluster{Records: g, IDs: make([]string, len(g))}
-		for k, i := range g {
-			cl.IDs[k] = d.ID(i)
+	slices.Sort(members)
+	for lo := 0; lo < len(members); {
+		hi := lo + 1
+		for hi < len(members) && members[hi]>>32 == members[lo]>>32 {
+			hi++
+		}
+		cl := Cluster{Records: make([]int, hi-lo), IDs: make([]string, hi-lo)}
+		for k, m := range members[lo:hi] {
+			cl.Records[k] = int(uint32(m))
+			id, err := idOf(cl.Records[k])
+			if err != nil {
+				return err
+			}
+			cl.IDs[k] = id
 		}
 		res.Clusters = append(res.Clusters, cl)
+		lo = hi
 	}
 	slices.SortFunc(res.Clusters, func(a, b Cluster) int {
 		if c := cmp.Compare(len(b.Records), len(a.Records)); c != 0 {
@@ -363,19 +408,20 @@ func (d *Dataset) cluster(pairs []scoredPair, tw *thresholdWeights, res *Result)
 		}
 		return cmp.Compare(a.Records[0], b.Records[0])
 	})
+	return nil
 }
 
-// unionFind is a disjoint-set forest over row ordinals.
+// unionFind is a disjoint-set forest over row ordinals, joined by rank:
+// five bytes a record.
 type unionFind struct {
 	parent []uint32
-	size   []uint32
+	rank   []uint8
 }
 
 func newUnionFind(n int) *unionFind {
-	u := &unionFind{parent: make([]uint32, n), size: make([]uint32, n)}
+	u := &unionFind{parent: make([]uint32, n), rank: make([]uint8, n)}
 	for i := range u.parent {
 		u.parent[i] = uint32(i)
-		u.size[i] = 1
 	}
 	return u
 }
@@ -390,10 +436,16 @@ func (u *unionFind) find(x uint32) uint32 {
 
 // union joins the sets of roots a and b and returns the new root.
 func (u *unionFind) union(a, b uint32) uint32 {
-	if u.size[a] < u.size[b] {
+	if u.rank[a] < u.rank[b] {
 		a, b = b, a
 	}
 	u.parent[b] = a
-	u.size[a] += u.size[b]
+	if u.rank[a] == u.rank[b] {
+		u.rank[a]++
+	}
 	return a
 }
+
+// joined reports whether x is in a set of more than one: a root that
+// absorbed another has a rank above zero.
+func (u *unionFind) joined(x uint32) bool { return u.parent[x] != x || u.rank[x] > 0 }
