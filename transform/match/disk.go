@@ -188,6 +188,7 @@ func (sp *spill) fill(ctx context.Context, d *Dataset, recs Records, rules []com
 			return fmt.Errorf("match: writing temporary files: %w", err)
 		}
 	}
+	sp.recW, sp.keysW, sp.enc = nil, nil, nil
 	return nil
 }
 
