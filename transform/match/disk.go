@@ -2,6 +2,7 @@ package match
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -19,6 +20,10 @@ type DiskOptions struct {
 	// are removed before LinkOnDisk returns.
 	Dir     string
 	Workers int // goroutines comparing blocks; default GOMAXPROCS
+
+	// partRecords is how many records' keys are sorted at a time (default
+	// 1<<18); tests make it small.
+	partRecords int
 }
 
 // LinkOnDisk links records as Link does, with the same result, but keeps
@@ -51,7 +56,7 @@ func LinkOnDisk(ctx context.Context, recs Records, model *Model, th Thresholds, 
 	if err := sp.fill(ctx, d, recs, c.rules); err != nil {
 		return nil, err
 	}
-	return sp.link(ctx, d, c, tw, workers(opts.Workers))
+	return sp.link(ctx, d, c, tw, workers(opts.Workers), keyParts(sp.len(), cmp.Or(opts.partRecords, 1<<18)))
 }
 
 // spill is LinkOnDisk's temporary files: every prepared record, one after
@@ -237,7 +242,7 @@ func (sp *spill) decode(b []byte, w *row, addr []uint32, contact []byte, keys []
 
 // link blocks, scores and clusters the spilled records, reading each
 // block's records back as it compares them.
-func (sp *spill) link(ctx context.Context, d *Dataset, c *compiled, tw *thresholdWeights, nw int) (*Result, error) {
+func (sp *spill) link(ctx context.Context, d *Dataset, c *compiled, tw *thresholdWeights, nw, parts int) (*Result, error) {
 	n := sp.len()
 	pl := &pairLinker{s: newScorer(c, d, true), tw: tw}
 	// comparing needs the interned values, not the indexes and counts
@@ -252,24 +257,28 @@ func (sp *spill) link(ctx context.Context, d *Dataset, c *compiled, tw *threshol
 		v := &ws[w].view
 		v.chunks, v.n, v.addr, v.contact, v.ids, v.idEnd, v.buf = nil, 0, nil, nil, nil, nil, nil
 	}
-	entries := make([]uint64, 0, n)
+	entries := make([]uint64, 0, n/parts+n/parts/4+16)
 	var blocks []span
 	for r := range c.rules {
-		var err error
-		if entries, err = sp.ruleKeys(r, entries[:0]); err != nil {
-			return nil, err
-		}
-		bs := groupBlocks(entries, blocks, c.maxBlock)
-		blocks = bs.blocks
-		giant[r] = bs.giant
 		before := compared(ws)
-		err = eachBlock(ctx, bs, nw, func(w int, block []uint32) error {
-			return ws[w].compareBlock(pl, block, r, giant)
-		})
-		if err != nil {
-			return nil, err
+		all := &blockSet{}
+		for part := range parts {
+			var err error
+			if entries, err = sp.ruleKeys(r, part, parts, entries[:0]); err != nil {
+				return nil, err
+			}
+			bs := groupBlocks(entries, blocks, c.maxBlock)
+			blocks = bs.blocks
+			err = eachBlock(ctx, bs, nw, func(w int, block []uint32) error {
+				return ws[w].compareBlock(pl, block, r, giant)
+			})
+			if err != nil {
+				return nil, err
+			}
+			all.add(bs)
 		}
-		res.Stats.Rules = append(res.Stats.Rules, ruleStats(c.rules[r].name, bs, compared(ws)-before))
+		giant[r] = all.giant
+		res.Stats.Rules = append(res.Stats.Rules, ruleStats(c.rules[r].name, all, compared(ws)-before))
 	}
 	entries, blocks = nil, nil
 	res.Stats.Compared = compared(ws)
@@ -301,9 +310,16 @@ func (sp *spill) link(ctx context.Context, d *Dataset, c *compiled, tw *threshol
 	return res, nil
 }
 
-// ruleKeys reads rule r's key file into entries (key<<32 | record), the
-// records with a key only.
-func (sp *spill) ruleKeys(r int, entries []uint64) ([]uint64, error) {
+// keyParts returns in how many parts, by key, a rule's keys are sorted
+// and compared: the keys of per records at a time, in at most eight parts
+// (each part reads the rule's key file again).
+func keyParts(n, per int) int {
+	return min(max((n+per-1)/per, 1), 8)
+}
+
+// ruleKeys reads rule r's key file into entries (key<<32 | record): the
+// records with a key in the given part of the keys.
+func (sp *spill) ruleKeys(r, part, parts int, entries []uint64) ([]uint64, error) {
 	if _, err := sp.keys[r].Seek(0, io.SeekStart); err != nil {
 		return nil, fmt.Errorf("match: reading temporary files: %w", err)
 	}
@@ -313,7 +329,7 @@ func (sp *spill) ruleKeys(r int, entries []uint64) ([]uint64, error) {
 		if _, err := io.ReadFull(br, k4[:]); err != nil {
 			return nil, fmt.Errorf("match: reading temporary files: %w", err)
 		}
-		if k := binary.LittleEndian.Uint32(k4[:]); k != 0 {
+		if k := binary.LittleEndian.Uint32(k4[:]); k != 0 && int(uint64(k)*uint64(parts)>>32) == part {
 			entries = append(entries, uint64(k)<<32|uint64(i))
 		}
 	}

@@ -40,7 +40,8 @@ func contactRecords() []Record {
 // TestLinkOnDiskSameAsLink checks that LinkOnDisk gives exactly Link's
 // result (clusters, review list and every statistic) on data that covers
 // each part of a spilled record, more records than one offset chunk, giant
-// blocks, a model with frequency tables and one or several workers; and
+// blocks, a model with frequency tables, one or several workers and keys
+// sorted in one or several parts; and
 // that it leaves no file behind.
 func TestLinkOnDiskSameAsLink(t *testing.T) {
 	ctx := context.Background()
@@ -69,14 +70,16 @@ func TestLinkOnDiskSameAsLink(t *testing.T) {
 		recs    func(t testing.TB) []Record
 		model   func(t testing.TB, recs []Record) *Model
 		workers int
+		part    int  // records' keys sorted at a time
 		giant   bool // some blocks must be skipped
 	}{
-		{"more records than a chunk", func(testing.TB) []Record { return synthetic(1<<chunkBits+5000, 7) }, nil, 0, false},
-		{"one worker, giant blocks", func(testing.TB) []Record { return synthetic(5000, 8) }, func(testing.TB, []Record) *Model { return smallBlocks }, 1, true},
-		{"contact details", func(testing.TB) []Record { return contactRecords() }, nil, 3, false},
-		{"splink fake_1000, estimated model", func(t testing.TB) []Record { r, _ := splink(t, "fake_1000.csv"); return r }, estimated, 0, false},
-		{"febrl dataset 3, estimated model", func(t testing.TB) []Record { r, _ := febrl(t, "dataset3.csv"); return r }, estimated, 2, false},
-		{"no records", func(testing.TB) []Record { return nil }, nil, 0, false},
+		{"more records than a chunk", func(testing.TB) []Record { return synthetic(1<<chunkBits+5000, 7) }, nil, 0, 0, false},
+		{"keys sorted in parts", func(testing.TB) []Record { return synthetic(20000, 9) }, nil, 0, 3000, false},
+		{"one worker, giant blocks, parts", func(testing.TB) []Record { return synthetic(5000, 8) }, func(testing.TB, []Record) *Model { return smallBlocks }, 1, 1000, true},
+		{"contact details", func(testing.TB) []Record { return contactRecords() }, nil, 3, 0, false},
+		{"splink fake_1000, estimated model", func(t testing.TB) []Record { r, _ := splink(t, "fake_1000.csv"); return r }, estimated, 0, 0, false},
+		{"febrl dataset 3, estimated model", func(t testing.TB) []Record { r, _ := febrl(t, "dataset3.csv"); return r }, estimated, 2, 1000, false},
+		{"no records", func(testing.TB) []Record { return nil }, nil, 0, 0, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -90,7 +93,7 @@ func TestLinkOnDiskSameAsLink(t *testing.T) {
 				t.Fatal(err)
 			}
 			dir := t.TempDir()
-			got, err := LinkOnDisk(ctx, FromSlice(recs), model, DefaultThresholds(), DiskOptions{Dir: dir, Workers: tc.workers})
+			got, err := LinkOnDisk(ctx, FromSlice(recs), model, DefaultThresholds(), DiskOptions{Dir: dir, Workers: tc.workers, partRecords: tc.part})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -14,6 +14,7 @@ type blockSet struct {
 	ords    []uint32 // row ordinals, grouped by key; nil when entries holds them
 	entries []uint64 // key<<32 | row ordinal, sorted by key, when ords is nil
 	blocks  []span   // blocks to compare
+	nblocks int      // blocks counted by add, not in blocks
 	giant   map[uint32]int
 	pairs   int64 // pairs in the compared blocks
 	keyed   int   // rows with a key
@@ -21,6 +22,24 @@ type blockSet struct {
 }
 
 type span struct{ lo, hi uint32 }
+
+// add adds the counts and giant blocks of a part of the keys to bs, whose
+// blocks then only count.
+func (bs *blockSet) add(part *blockSet) {
+	bs.nblocks += len(part.blocks)
+	bs.pairs += part.pairs
+	bs.keyed += part.keyed
+	bs.skipped += part.skipped
+	for k, size := range part.giant {
+		if bs.giant == nil {
+			bs.giant = map[uint32]int{}
+		}
+		bs.giant[k] = size
+	}
+}
+
+// blockCount returns the number of blocks to compare.
+func (bs *blockSet) blockCount() int { return len(bs.blocks) + bs.nblocks }
 
 // buildBlocks groups rows by their key under rule r. Blocks of more than
 // maxBlock rows are skipped and recorded in giant (key → size).

@@ -288,7 +288,7 @@ func (pl *pairLinker) score(d *Dataset, a, b *row, i, j uint32, cc *cmpCache, ou
 
 // ruleStats describes one rule's blocks and the pairs it compared first.
 func ruleStats(name string, bs *blockSet, compared int64) RuleStats {
-	rs := RuleStats{Rule: name, Keyed: bs.keyed, Blocks: len(bs.blocks), Pairs: bs.pairs,
+	rs := RuleStats{Rule: name, Keyed: bs.keyed, Blocks: bs.blockCount(), Pairs: bs.pairs,
 		Compared: compared, SkippedPairs: bs.skipped}
 	for _, size := range bs.giant {
 		rs.SkippedBlocks = append(rs.SkippedBlocks, size)
