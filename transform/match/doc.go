@@ -82,7 +82,7 @@
 // compares them: memory is then the interned values (which grow with the
 // distinct names, address words and postcodes, not with the records), an
 // offset per record, one rule's sorted keys and the pairs found. The same
-// million records link in about 35 seconds with a live heap of about
+// million records link in under 40 seconds with a live heap of about
 // 30 MB (BenchmarkLinkOnDisk1M).
 //
 // # Incremental matching
