@@ -35,11 +35,7 @@ type DiskOptions struct {
 // compared. Use it when the records would not fit comfortably in memory
 // with everything else; it is somewhat slower than Link.
 func LinkOnDisk(ctx context.Context, recs Records, model *Model, th Thresholds, opts DiskOptions) (res *Result, err error) {
-	c, err := model.compile()
-	if err != nil {
-		return nil, err
-	}
-	tw, err := th.weights()
+	c, tw, err := compileWith(model, th)
 	if err != nil {
 		return nil, err
 	}

@@ -216,11 +216,7 @@ type scoredPair struct {
 
 // Link is Link over a prepared dataset.
 func (d *Dataset) Link(ctx context.Context, model *Model, th Thresholds, opts LinkOptions) (*Result, error) {
-	c, err := model.compile()
-	if err != nil {
-		return nil, err
-	}
-	tw, err := th.weights()
+	c, tw, err := compileWith(model, th)
 	if err != nil {
 		return nil, err
 	}
@@ -266,6 +262,19 @@ func (d *Dataset) Link(ctx context.Context, model *Model, th Thresholds, opts Li
 		func(i uint32) (uint64, error) { return d.row(i).nhs, nil },
 		func(i int) (string, error) { return d.ID(i), nil })
 	return res, err
+}
+
+// compileWith checks and compiles a model and its thresholds.
+func compileWith(model *Model, th Thresholds) (*compiled, *thresholdWeights, error) {
+	c, err := model.compile()
+	if err != nil {
+		return nil, nil, err
+	}
+	tw, err := th.weights()
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, tw, nil
 }
 
 // pairLinker scores candidate pairs and keeps those that link or go to

@@ -21,11 +21,7 @@ type Matcher struct {
 
 // NewMatcher checks the model and thresholds and returns a matcher.
 func NewMatcher(model *Model, th Thresholds) (*Matcher, error) {
-	c, err := model.compile()
-	if err != nil {
-		return nil, err
-	}
-	tw, err := th.weights()
+	c, tw, err := compileWith(model, th)
 	if err != nil {
 		return nil, err
 	}
