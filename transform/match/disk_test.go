@@ -40,8 +40,8 @@ func contactRecords() []Record {
 // TestLinkOnDiskSameAsLink checks that LinkOnDisk gives exactly Link's
 // result (clusters, review list and every statistic) on data that covers
 // each part of a spilled record, more records than one offset chunk, giant
-// blocks, a model with frequency tables, one or several workers and keys
-// sorted in one or several parts; and
+// blocks, a model with frequency tables, one or several workers and one
+// or several buckets; and
 // that it leaves no file behind.
 func TestLinkOnDiskSameAsLink(t *testing.T) {
 	ctx := context.Background()
@@ -70,12 +70,12 @@ func TestLinkOnDiskSameAsLink(t *testing.T) {
 		recs    func(t testing.TB) []Record
 		model   func(t testing.TB, recs []Record) *Model
 		workers int
-		part    int  // records' keys sorted at a time
+		bucket  int  // records a bucket, about
 		giant   bool // some blocks must be skipped
 	}{
 		{"more records than a chunk", func(testing.TB) []Record { return synthetic(1<<chunkBits+5000, 7) }, nil, 0, 0, false},
-		{"keys sorted in parts", func(testing.TB) []Record { return synthetic(20000, 9) }, nil, 0, 3000, false},
-		{"one worker, giant blocks, parts", func(testing.TB) []Record { return synthetic(5000, 8) }, func(testing.TB, []Record) *Model { return smallBlocks }, 1, 1000, true},
+		{"many buckets", func(testing.TB) []Record { return synthetic(20000, 9) }, nil, 0, 3000, false},
+		{"one worker, giant blocks, buckets", func(testing.TB) []Record { return synthetic(5000, 8) }, func(testing.TB, []Record) *Model { return smallBlocks }, 1, 1000, true},
 		{"contact details", func(testing.TB) []Record { return contactRecords() }, nil, 3, 0, false},
 		{"splink fake_1000, estimated model", func(t testing.TB) []Record { r, _ := splink(t, "fake_1000.csv"); return r }, estimated, 0, 0, false},
 		{"febrl dataset 3, estimated model", func(t testing.TB) []Record { r, _ := febrl(t, "dataset3.csv"); return r }, estimated, 2, 1000, false},
@@ -93,7 +93,7 @@ func TestLinkOnDiskSameAsLink(t *testing.T) {
 				t.Fatal(err)
 			}
 			dir := t.TempDir()
-			got, err := LinkOnDisk(ctx, FromSlice(recs), model, DefaultThresholds(), DiskOptions{Dir: dir, Workers: tc.workers, partRecords: tc.part})
+			got, err := LinkOnDisk(ctx, FromSlice(recs), model, DefaultThresholds(), DiskOptions{Dir: dir, Workers: tc.workers, bucketRecords: tc.bucket})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -150,7 +150,7 @@ func TestLinkOnDiskErrors(t *testing.T) {
 	}{
 		{"stream fails", ctx, failing, nil, func(err error) bool { return errors.Is(err, errStream) }, "reading records"},
 		{"cancelled", cancelled, FromSlice(contactRecords()), nil, func(err error) bool { return errors.Is(err, context.Canceled) }, ""},
-		{"id too long", ctx, FromSlice([]Record{{ID: strings.Repeat("i", 1<<16), FamilyName: "A"}}), nil, nil, "record 0: id of 65536 bytes"},
+		{"id too long", ctx, FromSlice([]Record{{ID: "ok", FamilyName: "A"}, {ID: strings.Repeat("i", 5000), FamilyName: "A"}}), nil, nil, "record 1: id of 5000 bytes, longer than 4096"},
 		{"no such directory", ctx, FromSlice(contactRecords()), func(dir string) string { return filepath.Join(dir, "missing") },
 			func(err error) bool { return errors.Is(err, os.ErrNotExist) }, "temporary files"},
 	}
