@@ -80,8 +80,10 @@ type spill struct {
 // spilled record's length fits in two bytes.
 const maxSpilledID = 4096
 
-// A spilled record is a fixed head, the rules' keys, the address word ids,
-// the contact details and the record id.
+// A spilled record is a fixed head (NHS number; postcode, names, date of
+// birth and practice; sex, flags and the number of address words; the
+// lengths of the contact details and of the id), the rules' keys, the
+// address word ids, the contact details and the record id.
 const spillHead = 8 + 4*5 + 3 + 2 + 2
 
 func createSpill(dir string, rules int) (*spill, error) {
@@ -151,8 +153,9 @@ func (sp *spill) offset(i int) uint64 {
 	return sp.base[i>>chunkBits] + uint64(sp.rel[i>>chunkBits][i&chunkMask])
 }
 
-// fill prepares every record into d's interned values and writes its row
-// and keys to the files, keeping no row in d.
+// fill prepares every record into d's interned values and writes it (its
+// row, its key under every rule, its address word ids, contact details and
+// id) to the record file, keeping no row in d.
 func (sp *spill) fill(ctx context.Context, d *Dataset, recs Records, rules []compiledRule) error {
 	x := &ruleIndex{d: d, rules: rules}
 	var keyBuf []byte
@@ -225,7 +228,7 @@ func (sp *spill) read(i uint32, buf []byte) ([]byte, error) {
 	return buf, nil
 }
 
-// decode unpacks a spilled record into a row; its address words and
+// decodeSpilled unpacks a spilled record into a row; its address words and
 // contact details are appended to the arenas, and its keys to keys.
 func decodeSpilled(b []byte, rules int, w *row, addr []uint32, contact []byte, keys []uint32) ([]uint32, []byte, []uint32, []byte) {
 	le := binary.LittleEndian
