@@ -18,7 +18,9 @@ import (
 type DiskOptions struct {
 	// Dir is where the temporary files go (os.TempDir when empty). They
 	// hold patient data: Dir should be as private as the source files. They
-	// are removed before LinkOnDisk returns.
+	// are removed before LinkOnDisk returns (a process killed meanwhile
+	// leaves its careindex-link-* directory behind, 0700, for the operator
+	// to delete).
 	Dir     string
 	Workers int // goroutines comparing blocks; default GOMAXPROCS
 
