@@ -7,13 +7,12 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
-	"runtime/metrics"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/careindex/careindex/extractors/delimited"
+	"github.com/careindex/careindex/fixtures/memsample"
 )
 
 // BenchmarkBigCSV5M streams a 5,000,000-row CSV delivery (ten columns,
@@ -37,7 +36,7 @@ func BenchmarkBigCSV5M(b *testing.B) {
 	// victim caches) and return it to the OS, so the peaks are the reader's.
 	runtime.GC()
 	debug.FreeOSMemory()
-	sampler := startMemSampler(time.Millisecond)
+	sampler := memsample.Start(time.Millisecond)
 	for b.Loop() {
 		r, err := delimited.Open(path, delimited.Options{})
 		if err != nil {
@@ -60,7 +59,8 @@ func BenchmarkBigCSV5M(b *testing.B) {
 			b.Fatalf("read %d rows, want %d", n, rows)
 		}
 	}
-	heap, total := sampler.stop()
+	peaks := sampler.Stop()
+	heap, total := peaks.Heap, peaks.Total
 	b.ReportMetric(float64(rows)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
 	b.ReportMetric(float64(heap)/1e6, "peak-heap-MB")
 	b.ReportMetric(float64(total)/1e6, "peak-runtime-MB")
@@ -144,58 +144,4 @@ func appendPad2(b []byte, v int) []byte {
 		b = append(b, '0')
 	}
 	return strconv.AppendInt(b, int64(v), 10)
-}
-
-// memSampler records the peak of the heap and of the memory the runtime
-// holds, reading runtime/metrics (which does not stop the world) on a
-// ticker.
-type memSampler struct {
-	done        chan struct{}
-	wg          sync.WaitGroup
-	heap, total uint64
-}
-
-var memMetrics = []string{
-	"/memory/classes/heap/objects:bytes",  // live and not yet swept objects (HeapAlloc)
-	"/memory/classes/total:bytes",         // everything the runtime has mapped
-	"/memory/classes/heap/released:bytes", // of which returned to the OS
-}
-
-func startMemSampler(every time.Duration) *memSampler {
-	s := &memSampler{done: make(chan struct{})}
-	samples := make([]metrics.Sample, len(memMetrics))
-	for i, name := range memMetrics {
-		samples[i].Name = name
-	}
-	read := func() {
-		metrics.Read(samples)
-		heap := samples[0].Value.Uint64()
-		total := samples[1].Value.Uint64() - samples[2].Value.Uint64()
-		s.heap = max(s.heap, heap)
-		s.total = max(s.total, total)
-	}
-	read()
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-s.done:
-				read()
-				return
-			case <-t.C:
-				read()
-			}
-		}
-	}()
-	return s
-}
-
-// stop ends sampling and returns the peaks in bytes.
-func (s *memSampler) stop() (heap, total uint64) {
-	close(s.done)
-	s.wg.Wait()
-	return s.heap, s.total
 }

@@ -11,15 +11,14 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
-	"runtime/metrics"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/xuri/excelize/v2"
 
 	"github.com/careindex/careindex/extractors/xlsx"
+	"github.com/careindex/careindex/fixtures/memsample"
 )
 
 // BenchmarkBigXLSX200k reads a 200,000-row, ten-column workbook and reports
@@ -68,7 +67,7 @@ func BenchmarkBigXLSX200k(b *testing.B) {
 			// victim caches) and return it to the OS, so the peaks are the reader's.
 			runtime.GC()
 			debug.FreeOSMemory()
-			sampler := startMemSampler(time.Millisecond)
+			sampler := memsample.Start(time.Millisecond)
 			for b.Loop() {
 				r, err := xlsx.Open(ctx, path, "Patients", xlsx.Options{})
 				if err != nil {
@@ -91,7 +90,8 @@ func BenchmarkBigXLSX200k(b *testing.B) {
 					b.Fatalf("read %d rows, want %d", n, rows)
 				}
 			}
-			heap, total := sampler.stop()
+			peaks := sampler.Stop()
+			heap, total := peaks.Heap, peaks.Total
 			b.ReportMetric(float64(rows)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
 			b.ReportMetric(float64(heap)/1e6, "peak-heap-MB")
 			b.ReportMetric(float64(total)/1e6, "peak-runtime-MB")
@@ -281,58 +281,4 @@ func workbookSizes(b *testing.B, path string) (size, xmlSize int64) {
 		xmlSize += int64(f.UncompressedSize64)
 	}
 	return st.Size(), xmlSize
-}
-
-// memSampler records the peak of the heap and of the memory the runtime
-// holds, reading runtime/metrics (which does not stop the world) on a
-// ticker.
-type memSampler struct {
-	done        chan struct{}
-	wg          sync.WaitGroup
-	heap, total uint64
-}
-
-var memMetrics = []string{
-	"/memory/classes/heap/objects:bytes",  // live and not yet swept objects (HeapAlloc)
-	"/memory/classes/total:bytes",         // everything the runtime has mapped
-	"/memory/classes/heap/released:bytes", // of which returned to the OS
-}
-
-func startMemSampler(every time.Duration) *memSampler {
-	s := &memSampler{done: make(chan struct{})}
-	samples := make([]metrics.Sample, len(memMetrics))
-	for i, name := range memMetrics {
-		samples[i].Name = name
-	}
-	read := func() {
-		metrics.Read(samples)
-		heap := samples[0].Value.Uint64()
-		total := samples[1].Value.Uint64() - samples[2].Value.Uint64()
-		s.heap = max(s.heap, heap)
-		s.total = max(s.total, total)
-	}
-	read()
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-s.done:
-				read()
-				return
-			case <-t.C:
-				read()
-			}
-		}
-	}()
-	return s
-}
-
-// stop ends sampling and returns the peaks in bytes.
-func (s *memSampler) stop() (heap, total uint64) {
-	close(s.done)
-	s.wg.Wait()
-	return s.heap, s.total
 }

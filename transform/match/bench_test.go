@@ -3,49 +3,11 @@ package match
 import (
 	"context"
 	"runtime"
-	"runtime/metrics"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
-)
 
-// peakHeap samples the heap until stopped and returns the largest heap
-// (runtime.MemStats.HeapAlloc: live objects and garbage not yet swept)
-// and the largest live heap the collector found.
-func peakHeap() (stop func() (heap, live uint64)) {
-	var peak, peakLive atomic.Uint64
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		var ms runtime.MemStats
-		sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
-		t := time.NewTicker(25 * time.Millisecond)
-		defer t.Stop()
-		for {
-			runtime.ReadMemStats(&ms)
-			if ms.HeapAlloc > peak.Load() {
-				peak.Store(ms.HeapAlloc)
-			}
-			metrics.Read(sample)
-			if v := sample[0].Value.Uint64(); v > peakLive.Load() {
-				peakLive.Store(v)
-			}
-			select {
-			case <-done:
-				return
-			case <-t.C:
-			}
-		}
-	}()
-	return func() (uint64, uint64) {
-		close(done)
-		wg.Wait()
-		return peak.Load(), peakLive.Load()
-	}
-}
+	"github.com/careindex/careindex/fixtures/memsample"
+)
 
 // dataBytes is the size of the records as CSV text.
 func dataBytes(recs Records) int64 {
@@ -72,14 +34,14 @@ func benchmarkLink(b *testing.B, n int, link linkFunc) {
 	var peak, live uint64
 	for i := 0; i < b.N; i++ {
 		truth = truth[:0]
-		stop := peakHeap()
+		sampler := memsample.Start(25 * time.Millisecond)
 		var err error
 		res, err = link(ctx, s.records(n, &truth), model, DefaultThresholds())
 		if err != nil {
 			b.Fatal(err)
 		}
-		h, l := stop()
-		peak, live = max(peak, h), max(live, l)
+		p := sampler.Stop()
+		peak, live = max(peak, p.Heap), max(live, p.Live)
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
