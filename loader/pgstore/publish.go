@@ -66,20 +66,10 @@ func (s *Store) BeginVersion(ctx context.Context, runID int64) (store.Version, e
 // dropBuilding drops versions that never went live (the run building them
 // failed or was killed). The run lock guarantees no other run is building.
 func (s *Store) dropBuilding(ctx context.Context) error {
-	rows, err := s.db.QueryContext(ctx, `SELECT version FROM careindex_data.version WHERE state = 'building'`)
+	vs, err := store.QueryRows(ctx, s.db, store.ScanInt64, `SELECT version FROM careindex_data.version WHERE state = 'building'`)
 	if err != nil {
 		return fmt.Errorf("finding unfinished versions: %w", err)
 	}
-	var vs []int64
-	for rows.Next() {
-		var v int64
-		if err := rows.Scan(&v); err != nil {
-			rows.Close()
-			return fmt.Errorf("finding unfinished versions: %w", err)
-		}
-		vs = append(vs, v)
-	}
-	rows.Close()
 	for _, v := range vs {
 		if err := s.dropVersionTables(ctx, v, false); err != nil {
 			return err

@@ -85,22 +85,15 @@ func scanReview(row scanner) (store.ReviewItem, error) {
 	return r, err
 }
 
+func scanReviewRows(rows *sql.Rows) (store.ReviewItem, error) { return scanReview(rows) }
+
 func (v reviews) ListReviews(ctx context.Context, all bool) ([]store.ReviewItem, error) {
-	rows, err := v.s.db.QueryContext(ctx, `SELECT `+reviewCols+` FROM careindex_ops.review r
+	out, err := store.QueryRows(ctx, v.s.db, scanReviewRows, `SELECT `+reviewCols+` FROM careindex_ops.review r
 		WHERE $1 OR r.status = 'open' ORDER BY r.review_id`, all)
 	if err != nil {
 		return nil, fmt.Errorf("listing review items: %w", err)
 	}
-	defer rows.Close()
-	out := []store.ReviewItem{}
-	for rows.Next() {
-		r, err := scanReview(rows)
-		if err != nil {
-			return nil, fmt.Errorf("listing review items: %w", err)
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 func (v reviews) ReviewItem(ctx context.Context, id int64) (store.ReviewItem, error) {
@@ -112,20 +105,12 @@ func (v reviews) ReviewItem(ctx context.Context, id int64) (store.ReviewItem, er
 		return r, fmt.Errorf("reading review item %d: %w", id, err)
 	}
 	// The candidate's record locations in the live version.
-	rows, err := v.s.db.QueryContext(ctx, `SELECT org_code, local_id FROM careindex.record_location WHERE patient_id = $1
+	r.Candidates, err = store.QueryRows(ctx, v.s.db, func(rows *sql.Rows) (store.Location, error) {
+		l := store.Location{PatientID: r.PatientID}
+		return l, rows.Scan(&l.OrgCode, &l.LocalID)
+	}, `SELECT org_code, local_id FROM careindex.record_location WHERE patient_id = $1
 		ORDER BY org_code, local_id`, r.PatientID)
 	if err != nil {
-		return r, fmt.Errorf("reading review item %d: %w", id, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		l := store.Location{PatientID: r.PatientID}
-		if err := rows.Scan(&l.OrgCode, &l.LocalID); err != nil {
-			return r, fmt.Errorf("reading review item %d: %w", id, err)
-		}
-		r.Candidates = append(r.Candidates, l)
-	}
-	if err := rows.Err(); err != nil {
 		return r, fmt.Errorf("reading review item %d: %w", id, err)
 	}
 	var d store.Decision
@@ -157,30 +142,20 @@ func (v reviews) ReviewItem(ctx context.Context, id int64) (store.ReviewItem, er
 
 // changes reads the recorded patient changes (of applied decisions only,
 // when applied).
-func changes(ctx context.Context, q querier, applied bool) ([]store.PatientChange, error) {
+func changes(ctx context.Context, q store.Querier, applied bool) ([]store.PatientChange, error) {
 	where := ""
 	if applied {
 		where = `WHERE EXISTS (SELECT 1 FROM careindex_ops.decision d WHERE d.review_id = c.review_id AND d.applied_run IS NOT NULL)`
 	}
-	rows, err := q.QueryContext(ctx, `SELECT c.kind, c.from_patient, c.to_patient, c.review_id, c.decided_by, c.decided_at
+	out, err := store.QueryRows(ctx, q, func(rows *sql.Rows) (store.PatientChange, error) {
+		var c store.PatientChange
+		return c, rows.Scan(&c.Kind, &c.From, &c.To, &c.ReviewID, &c.By, &c.At)
+	}, `SELECT c.kind, c.from_patient, c.to_patient, c.review_id, c.decided_by, c.decided_at
 		FROM careindex_ops.patient_change c `+where+` ORDER BY c.change_id`)
 	if err != nil {
 		return nil, fmt.Errorf("reading merges and splits: %w", err)
 	}
-	defer rows.Close()
-	out := []store.PatientChange{}
-	for rows.Next() {
-		var c store.PatientChange
-		if err := rows.Scan(&c.Kind, &c.From, &c.To, &c.ReviewID, &c.By, &c.At); err != nil {
-			return nil, fmt.Errorf("reading merges and splits: %w", err)
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
-}
-
-type querier interface {
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	return out, nil
 }
 
 func (v reviews) PatientChanges(ctx context.Context) ([]store.PatientChange, error) {

@@ -62,21 +62,8 @@ func (s *Store) abortBuilding(ctx context.Context) {
 // them failed or was killed) and deletes any rows they committed. The run
 // lock guarantees no other process is building.
 func (s *Store) dropBuilding(ctx context.Context) error {
-	rows, err := s.db.QueryContext(ctx, `SELECT version FROM main.version WHERE state = 'building'`)
+	vs, err := store.QueryRows(ctx, s.db, store.ScanInt64, `SELECT version FROM main.version WHERE state = 'building'`)
 	if err != nil {
-		return fmt.Errorf("finding unfinished versions: %w", err)
-	}
-	var vs []int64
-	for rows.Next() {
-		var v int64
-		if err := rows.Scan(&v); err != nil {
-			rows.Close()
-			return fmt.Errorf("finding unfinished versions: %w", err)
-		}
-		vs = append(vs, v)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return fmt.Errorf("finding unfinished versions: %w", err)
 	}
 	for _, v := range vs {
@@ -754,7 +741,7 @@ func (s *Store) retire(ctx context.Context, keep int) error {
 		SELECT 1 FROM ops.delivery p WHERE p.source_id = d.source_id AND p.status = 'published' AND p.delivery_id > d.delivery_id)`); err != nil {
 		return err
 	}
-	unused, err := queryIDs(ctx, s.db, `SELECT d.delivery_id FROM ops.delivery d WHERE d.status = 'published' AND NOT EXISTS (
+	unused, err := store.QueryRows(ctx, s.db, store.ScanInt64, `SELECT d.delivery_id FROM ops.delivery d WHERE d.status = 'published' AND NOT EXISTS (
 		SELECT 1 FROM ops.version_delivery vd JOIN main.version v ON v.version = vd.version
 		WHERE vd.delivery_id = d.delivery_id AND v.state IN ('live', 'kept'))`)
 	if err != nil {
@@ -780,27 +767,6 @@ func (s *Store) retire(ctx context.Context, keep int) error {
 		return fmt.Errorf("removing superseded staged rows: %w", err)
 	}
 	return nil
-}
-
-type querier interface {
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-}
-
-func queryIDs(ctx context.Context, q querier, query string, args ...any) ([]int64, error) {
-	rows, err := q.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var ids []int64
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		ids = append(ids, id)
-	}
-	return ids, rows.Err()
 }
 
 // Previous returns the newest kept version older than the live one, with

@@ -87,22 +87,15 @@ func scanReview(row scanner) (store.ReviewItem, error) {
 	return r, err
 }
 
+func scanReviewRows(rows *sql.Rows) (store.ReviewItem, error) { return scanReview(rows) }
+
 func (v reviews) ListReviews(ctx context.Context, all bool) ([]store.ReviewItem, error) {
-	rows, err := v.s.db.QueryContext(ctx, `SELECT `+reviewCols+` FROM ops.review r
+	out, err := store.QueryRows(ctx, v.s.db, scanReviewRows, `SELECT `+reviewCols+` FROM ops.review r
 		WHERE ? OR r.status = 'open' ORDER BY r.review_id`, all)
 	if err != nil {
 		return nil, fmt.Errorf("listing review items: %w", err)
 	}
-	defer rows.Close()
-	out := []store.ReviewItem{}
-	for rows.Next() {
-		r, err := scanReview(rows)
-		if err != nil {
-			return nil, fmt.Errorf("listing review items: %w", err)
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 func (v reviews) ReviewItem(ctx context.Context, id int64) (store.ReviewItem, error) {
@@ -114,20 +107,12 @@ func (v reviews) ReviewItem(ctx context.Context, id int64) (store.ReviewItem, er
 		return r, fmt.Errorf("reading review item %d: %w", id, err)
 	}
 	// The candidate's record locations in the live version.
-	rows, err := v.s.db.QueryContext(ctx, `SELECT org_code, local_id FROM main.record_location WHERE patient_id = ?
+	r.Candidates, err = store.QueryRows(ctx, v.s.db, func(rows *sql.Rows) (store.Location, error) {
+		l := store.Location{PatientID: r.PatientID}
+		return l, rows.Scan(&l.OrgCode, &l.LocalID)
+	}, `SELECT org_code, local_id FROM main.record_location WHERE patient_id = ?
 		ORDER BY org_code, local_id`, r.PatientID)
 	if err != nil {
-		return r, fmt.Errorf("reading review item %d: %w", id, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		l := store.Location{PatientID: r.PatientID}
-		if err := rows.Scan(&l.OrgCode, &l.LocalID); err != nil {
-			return r, fmt.Errorf("reading review item %d: %w", id, err)
-		}
-		r.Candidates = append(r.Candidates, l)
-	}
-	if err := rows.Err(); err != nil {
 		return r, fmt.Errorf("reading review item %d: %w", id, err)
 	}
 	var d store.Decision
@@ -160,26 +145,21 @@ func (v reviews) ReviewItem(ctx context.Context, id int64) (store.ReviewItem, er
 
 // changes reads the recorded patient changes that where (over
 // patient_change c) selects.
-func changes(ctx context.Context, q querier, where string, args ...any) ([]store.PatientChange, error) {
-	rows, err := q.QueryContext(ctx, `SELECT c.kind, c.from_patient, c.to_patient, c.review_id, c.decided_by, c.decided_at
+func changes(ctx context.Context, q store.Querier, where string, args ...any) ([]store.PatientChange, error) {
+	out, err := store.QueryRows(ctx, q, func(rows *sql.Rows) (store.PatientChange, error) {
+		var c store.PatientChange
+		var at string
+		err := rows.Scan(&c.Kind, &c.From, &c.To, &c.ReviewID, &c.By, &at)
+		if err == nil {
+			c.At, err = parseTS(at)
+		}
+		return c, err
+	}, `SELECT c.kind, c.from_patient, c.to_patient, c.review_id, c.decided_by, c.decided_at
 		FROM ops.patient_change c `+where+` ORDER BY c.change_id`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("reading merges and splits: %w", err)
 	}
-	defer rows.Close()
-	out := []store.PatientChange{}
-	for rows.Next() {
-		var c store.PatientChange
-		var at string
-		if err := rows.Scan(&c.Kind, &c.From, &c.To, &c.ReviewID, &c.By, &at); err != nil {
-			return nil, fmt.Errorf("reading merges and splits: %w", err)
-		}
-		if c.At, err = parseTS(at); err != nil {
-			return nil, fmt.Errorf("reading merges and splits: %w", err)
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // appliedChanges selects the changes of decisions already applied.

@@ -3,14 +3,10 @@ package store_test
 import (
 	"cmp"
 	"context"
-	"database/sql"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
-
-	_ "modernc.org/sqlite"
 
 	"github.com/careindex/careindex/loader/store"
 )
@@ -20,15 +16,8 @@ import (
 // one more query finds nothing): every record once, in order.
 func TestEachMatchPage(t *testing.T) {
 	ctx := context.Background()
-	db, err := sql.Open("sqlite", filepath.Join(t.TempDir(), "paged.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
 	const cols = `org_code, local_id, patient_id, nhs_number, family_name, given_name, date_of_birth, sex, postcode, address, gp_practice, email, phone`
-	if _, err := db.ExecContext(ctx, `CREATE TABLE r (`+cols+`)`); err != nil {
-		t.Fatal(err)
-	}
+	db := sqliteDB(t, `CREATE TABLE r (`+cols+`)`)
 	var want []store.MatchRecord
 	for i := range 6 {
 		var r store.MatchRecord

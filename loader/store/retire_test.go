@@ -3,11 +3,8 @@ package store_test
 import (
 	"context"
 	"database/sql"
-	"path/filepath"
 	"slices"
 	"testing"
-
-	_ "modernc.org/sqlite"
 
 	"github.com/careindex/careindex/loader/store"
 )
@@ -35,14 +32,7 @@ func TestVersionsToRetire(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			db, err := sql.Open("sqlite", filepath.Join(t.TempDir(), "v.db"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer db.Close()
-			if _, err := db.ExecContext(ctx, `CREATE TABLE version (version INTEGER PRIMARY KEY, state TEXT)`); err != nil {
-				t.Fatal(err)
-			}
+			db := sqliteDB(t, `CREATE TABLE version (version INTEGER PRIMARY KEY, state TEXT)`)
 			for i, st := range tc.states {
 				if _, err := db.ExecContext(ctx, `INSERT INTO version VALUES (?, ?)`, i+1, st); err != nil {
 					t.Fatal(err)
@@ -63,10 +53,7 @@ func TestVersionsToRetire(t *testing.T) {
 }
 
 func closedDB(t *testing.T) *sql.DB {
-	db, err := sql.Open("sqlite", filepath.Join(t.TempDir(), "closed.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := sqliteDB(t, `SELECT 1`)
 	db.Close()
 	return db
 }

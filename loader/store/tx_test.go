@@ -4,24 +4,14 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"path/filepath"
 	"testing"
-
-	_ "modernc.org/sqlite"
 
 	"github.com/careindex/careindex/loader/store"
 )
 
 func TestInTx(t *testing.T) {
 	ctx := context.Background()
-	db, err := sql.Open("sqlite", filepath.Join(t.TempDir(), "tx.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := db.ExecContext(ctx, `CREATE TABLE t (v INTEGER)`); err != nil {
-		t.Fatal(err)
-	}
+	db := sqliteDB(t, `CREATE TABLE t (v INTEGER)`)
 	errBoom := errors.New("boom")
 	tests := []struct {
 		name    string
