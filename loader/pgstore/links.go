@@ -23,63 +23,35 @@ func (l links) ByNHS(ctx context.Context, nhs []string) (map[string]store.Link, 
 	if len(nhs) == 0 {
 		return out, nil
 	}
-	rows, err := l.s.db.QueryContext(ctx, `SELECT nhs_number, patient_id, COALESCE(to_char(date_of_birth, 'YYYY-MM-DD'), '')
+	err := store.EachRow(ctx, l.s.db, store.ScanLinks(out), `SELECT nhs_number, patient_id, COALESCE(to_char(date_of_birth, 'YYYY-MM-DD'), '')
 		FROM careindex_ops.nhs_link WHERE nhs_number = ANY($1)`, pq.Array(nhs))
 	if err != nil {
 		return nil, fmt.Errorf("looking up NHS number links: %w", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var n string
-		var k store.Link
-		if err := rows.Scan(&n, &k.PatientID, &k.DateOfBirth); err != nil {
-			return nil, fmt.Errorf("looking up NHS number links: %w", err)
-		}
-		out[n] = k
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 func (l links) ByLocal(ctx context.Context, org string, ids []string) (map[string]int64, error) {
-	out := make(map[string]int64, len(ids))
 	if len(ids) == 0 {
-		return out, nil
+		return map[string]int64{}, nil
 	}
-	rows, err := l.s.db.QueryContext(ctx, `SELECT local_id, patient_id FROM careindex_ops.local_link
+	out, err := store.QueryMap[string, int64](ctx, l.s.db, `SELECT local_id, patient_id FROM careindex_ops.local_link
 		WHERE org_code = $1 AND local_id = ANY($2)`, org, pq.Array(ids))
 	if err != nil {
 		return nil, fmt.Errorf("looking up local links: %w", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var id string
-		var p int64
-		if err := rows.Scan(&id, &p); err != nil {
-			return nil, fmt.Errorf("looking up local links: %w", err)
-		}
-		out[id] = p
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 func (l links) NewPatientIDs(ctx context.Context, n int) ([]int64, error) {
-	out := make([]int64, 0, n)
 	if n == 0 {
-		return out, nil
+		return []int64{}, nil
 	}
-	rows, err := l.s.db.QueryContext(ctx, `SELECT nextval('careindex_ops.patient_id_seq') FROM generate_series(1, $1)`, n)
+	out, err := store.QueryRows(ctx, l.s.db, store.ScanInt64, `SELECT nextval('careindex_ops.patient_id_seq') FROM generate_series(1, $1)`, n)
 	if err != nil {
 		return nil, fmt.Errorf("allocating patient ids: %w", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("allocating patient ids: %w", err)
-		}
-		out = append(out, id)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 func (l links) SaveNHS(ctx context.Context, m map[string]store.Link) error {
@@ -129,19 +101,10 @@ func (l links) NHSOfPatients(ctx context.Context, ids []int64) (map[int64][]stri
 	if len(ids) == 0 {
 		return out, nil
 	}
-	rows, err := l.s.db.QueryContext(ctx, `SELECT patient_id, nhs_number FROM careindex_ops.nhs_link
+	err := store.EachRow(ctx, l.s.db, store.ScanGrouped(out), `SELECT patient_id, nhs_number FROM careindex_ops.nhs_link
 		WHERE patient_id = ANY($1) ORDER BY patient_id, nhs_number`, pq.Array(ids))
 	if err != nil {
 		return nil, fmt.Errorf("looking up NHS numbers of patients: %w", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var id int64
-		var n string
-		if err := rows.Scan(&id, &n); err != nil {
-			return nil, fmt.Errorf("looking up NHS numbers of patients: %w", err)
-		}
-		out[id] = append(out[id], n)
-	}
-	return out, rows.Err()
+	return out, nil
 }

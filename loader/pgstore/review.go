@@ -52,25 +52,15 @@ func nullID(id int64) any {
 
 // Pins returns the patients decisions pinned local ids to.
 func (l links) Pins(ctx context.Context, org string, ids []string) (map[string]int64, error) {
-	out := map[string]int64{}
 	if len(ids) == 0 {
-		return out, nil
+		return map[string]int64{}, nil
 	}
-	rows, err := l.s.db.QueryContext(ctx, `SELECT DISTINCT ON (local_id) local_id, patient_id FROM careindex_ops.decision
+	out, err := store.QueryMap[string, int64](ctx, l.s.db, `SELECT DISTINCT ON (local_id) local_id, patient_id FROM careindex_ops.decision
 		WHERE org_code = $1 AND local_id = ANY($2) ORDER BY local_id, decided_at DESC, review_id DESC`, org, pq.Array(ids))
 	if err != nil {
 		return nil, fmt.Errorf("looking up decisions: %w", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var id string
-		var p int64
-		if err := rows.Scan(&id, &p); err != nil {
-			return nil, fmt.Errorf("looking up decisions: %w", err)
-		}
-		out[id] = p
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 const reviewCols = `r.review_id, r.run_id, r.created_at, r.source_id, r.org_code, r.local_id, r.patient_id,

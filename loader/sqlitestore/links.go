@@ -33,50 +33,25 @@ func (l links) ByNHS(ctx context.Context, nhs []string) (map[string]store.Link, 
 	if err != nil {
 		return nil, fmt.Errorf("looking up NHS number links: %w", err)
 	}
-	rows, err := l.s.db.QueryContext(ctx, `SELECT nhs_number, patient_id, COALESCE(date_of_birth, '')
+	err = store.EachRow(ctx, l.s.db, store.ScanLinks(out), `SELECT nhs_number, patient_id, COALESCE(date_of_birth, '')
 		FROM ops.nhs_link WHERE nhs_number IN (SELECT value FROM json_each(?))`, arr)
 	if err != nil {
-		return nil, fmt.Errorf("looking up NHS number links: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var n string
-		var k store.Link
-		if err := rows.Scan(&n, &k.PatientID, &k.DateOfBirth); err != nil {
-			return nil, fmt.Errorf("looking up NHS number links: %w", err)
-		}
-		out[n] = k
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("looking up NHS number links: %w", err)
 	}
 	return out, nil
 }
 
 func (l links) ByLocal(ctx context.Context, org string, ids []string) (map[string]int64, error) {
-	out := make(map[string]int64, len(ids))
 	if len(ids) == 0 {
-		return out, nil
+		return map[string]int64{}, nil
 	}
 	arr, err := jsonArray(ids)
 	if err != nil {
 		return nil, fmt.Errorf("looking up local links: %w", err)
 	}
-	rows, err := l.s.db.QueryContext(ctx, `SELECT local_id, patient_id FROM ops.local_link
+	out, err := store.QueryMap[string, int64](ctx, l.s.db, `SELECT local_id, patient_id FROM ops.local_link
 		WHERE org_code = ? AND local_id IN (SELECT value FROM json_each(?))`, org, arr)
 	if err != nil {
-		return nil, fmt.Errorf("looking up local links: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id string
-		var p int64
-		if err := rows.Scan(&id, &p); err != nil {
-			return nil, fmt.Errorf("looking up local links: %w", err)
-		}
-		out[id] = p
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("looking up local links: %w", err)
 	}
 	return out, nil
@@ -167,19 +142,10 @@ func (l links) NHSOfPatients(ctx context.Context, ids []int64) (map[int64][]stri
 	if err != nil {
 		return nil, fmt.Errorf("looking up NHS numbers of patients: %w", err)
 	}
-	rows, err := l.s.db.QueryContext(ctx, `SELECT patient_id, nhs_number FROM ops.nhs_link
+	err = store.EachRow(ctx, l.s.db, store.ScanGrouped(out), `SELECT patient_id, nhs_number FROM ops.nhs_link
 		WHERE patient_id IN (SELECT value FROM json_each(?)) ORDER BY patient_id, nhs_number`, string(arr))
 	if err != nil {
 		return nil, fmt.Errorf("looking up NHS numbers of patients: %w", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var id int64
-		var n string
-		if err := rows.Scan(&id, &n); err != nil {
-			return nil, fmt.Errorf("looking up NHS numbers of patients: %w", err)
-		}
-		out[id] = append(out[id], n)
-	}
-	return out, rows.Err()
+	return out, nil
 }

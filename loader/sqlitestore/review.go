@@ -46,29 +46,19 @@ func (l links) AddReviews(ctx context.Context, rs []store.Review) error {
 
 // Pins returns the patients decisions pinned local ids to.
 func (l links) Pins(ctx context.Context, org string, ids []string) (map[string]int64, error) {
-	out := map[string]int64{}
 	if len(ids) == 0 {
-		return out, nil
+		return map[string]int64{}, nil
 	}
 	arr, err := jsonArray(ids)
 	if err != nil {
 		return nil, fmt.Errorf("looking up decisions: %w", err)
 	}
-	rows, err := l.s.db.QueryContext(ctx, `SELECT local_id, patient_id FROM ops.decision
+	out, err := store.QueryMap[string, int64](ctx, l.s.db, `SELECT local_id, patient_id FROM ops.decision
 		WHERE org_code = ? AND local_id IN (SELECT value FROM json_each(?)) ORDER BY decided_at, review_id`, org, arr)
 	if err != nil {
 		return nil, fmt.Errorf("looking up decisions: %w", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var id string
-		var p int64
-		if err := rows.Scan(&id, &p); err != nil {
-			return nil, fmt.Errorf("looking up decisions: %w", err)
-		}
-		out[id] = p // the latest decision wins
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 const reviewCols = `r.review_id, r.run_id, r.created_at, r.source_id, r.org_code, r.local_id, r.patient_id,

@@ -5,25 +5,54 @@ import (
 	"database/sql"
 )
 
-// QueryRows runs a query and scans every row it returns with scan. The
-// rows are closed, and the first error (the query's, a scan's or the
+// EachRow runs a query and calls fn for every row it returns, to scan it.
+// The rows are closed, and the first error (the query's, fn's or the
 // iteration's) is returned unwrapped, for the caller to say what it was
-// reading. No rows give an empty slice, not nil.
-func QueryRows[T any](ctx context.Context, q Querier, scan func(*sql.Rows) (T, error), query string, args ...any) ([]T, error) {
+// reading.
+func EachRow(ctx context.Context, q Querier, fn func(*sql.Rows) error, query string, args ...any) error {
 	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := fn(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// QueryRows runs a query and returns its rows, each scanned by scan, as
+// EachRow does. No rows give an empty slice, not nil.
+func QueryRows[T any](ctx context.Context, q Querier, scan func(*sql.Rows) (T, error), query string, args ...any) ([]T, error) {
+	out := []T{}
+	err := EachRow(ctx, q, func(rows *sql.Rows) error {
+		v, err := scan(rows)
+		out = append(out, v)
+		return err
+	}, query, args...)
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	out := []T{}
-	for rows.Next() {
-		v, err := scan(rows)
-		if err != nil {
-			return nil, err
+	return out, nil
+}
+
+// QueryMap runs a query of two columns and returns a map of the first to
+// the second, as EachRow does (when two rows share a key, the later one
+// wins). No rows give an empty map, not nil.
+func QueryMap[K comparable, V any](ctx context.Context, q Querier, query string, args ...any) (map[K]V, error) {
+	out := map[K]V{}
+	err := EachRow(ctx, q, func(rows *sql.Rows) error {
+		var k K
+		var v V
+		if err := rows.Scan(&k, &v); err != nil {
+			return err
 		}
-		out = append(out, v)
-	}
-	if err := rows.Err(); err != nil {
+		out[k] = v
+		return nil
+	}, query, args...)
+	if err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -34,4 +63,32 @@ func ScanInt64(rows *sql.Rows) (int64, error) {
 	var v int64
 	err := rows.Scan(&v)
 	return v, err
+}
+
+// ScanGrouped returns an EachRow function that adds each row's second
+// column to the list of its first in m.
+func ScanGrouped[K comparable, V any](m map[K][]V) func(*sql.Rows) error {
+	return func(rows *sql.Rows) error {
+		var k K
+		var v V
+		if err := rows.Scan(&k, &v); err != nil {
+			return err
+		}
+		m[k] = append(m[k], v)
+		return nil
+	}
+}
+
+// ScanLinks returns an EachRow function that reads rows of NHS number,
+// patient id and date of birth into m.
+func ScanLinks(m map[string]Link) func(*sql.Rows) error {
+	return func(rows *sql.Rows) error {
+		var n string
+		var k Link
+		if err := rows.Scan(&n, &k.PatientID, &k.DateOfBirth); err != nil {
+			return err
+		}
+		m[n] = k
+		return nil
+	}
 }

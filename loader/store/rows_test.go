@@ -2,6 +2,8 @@ package store_test
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -55,5 +57,37 @@ func TestQueryRows(t *testing.T) {
 				t.Errorf("after the query: %d rows, %v", n, err)
 			}
 		})
+	}
+}
+
+// TestQueryMapAndGroups reads two-column rows into maps: the later row
+// wins in QueryMap, ScanGrouped keeps every value in order, ScanLinks
+// fills links; an error from the row function stops EachRow.
+func TestQueryMapAndGroups(t *testing.T) {
+	ctx := context.Background()
+	db := sqliteDB(t, `CREATE TABLE l (k TEXT, p INTEGER, d TEXT);
+		INSERT INTO l VALUES ('a', 1, '1970-01-01'), ('b', 2, ''), ('a', 3, '1980-02-03')`)
+	const q = `SELECT k, p FROM l ORDER BY rowid`
+	m, err := store.QueryMap[string, int64](ctx, db, q)
+	if err != nil || len(m) != 2 || m["a"] != 3 || m["b"] != 2 {
+		t.Errorf("QueryMap: %v, %v", m, err)
+	}
+	if m, err := store.QueryMap[string, int64](ctx, db, q+` LIMIT 0`); err != nil || m == nil || len(m) != 0 {
+		t.Errorf("QueryMap of no rows: %#v, %v", m, err)
+	}
+	g := map[string][]int64{}
+	if err := store.EachRow(ctx, db, store.ScanGrouped(g), q); err != nil || len(g) != 2 || !slices.Equal(g["a"], []int64{1, 3}) || !slices.Equal(g["b"], []int64{2}) {
+		t.Errorf("ScanGrouped: %v, %v", g, err)
+	}
+	links := map[string]store.Link{}
+	if err := store.EachRow(ctx, db, store.ScanLinks(links), `SELECT k, p, d FROM l ORDER BY rowid`); err != nil ||
+		links["a"] != (store.Link{PatientID: 3, DateOfBirth: "1980-02-03"}) || links["b"] != (store.Link{PatientID: 2}) {
+		t.Errorf("ScanLinks: %v, %v", links, err)
+	}
+	stop := errors.New("stop")
+	calls := 0
+	err = store.EachRow(ctx, db, func(*sql.Rows) error { calls++; return stop }, q)
+	if !errors.Is(err, stop) || calls != 1 {
+		t.Errorf("EachRow after a failing row: %v, %d calls", err, calls)
 	}
 }
