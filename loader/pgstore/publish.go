@@ -229,29 +229,11 @@ func streamPersons(ctx context.Context, tx *sql.Tx, deliveries []int64, fn func(
 	if err != nil {
 		return err
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT sp.delivery_id, sp.source_id, sp.file, sp.line, sp.org_code, sp.local_id, sp.nhs_number,
+	return store.EachStagedPerson(ctx, tx, fn, `SELECT sp.delivery_id, sp.source_id, sp.file, sp.line, sp.org_code, sp.local_id, sp.nhs_number,
 			sp.family_name, sp.given_name, COALESCE(to_char(sp.date_of_birth, 'YYYY-MM-DD'), ''), sp.sex, sp.postcode, sp.gp_practice,
 			sp.sensitive, sp.objection, sp.address, sp.email, sp.phone, `+pid+` AS pid
 		FROM careindex_ops.staged_person sp WHERE sp.delivery_id = ANY($1) AND NOT sp.merged
 		ORDER BY pid, sp.delivery_id, sp.line`, pq.Array(deliveries))
-	if err != nil {
-		return fmt.Errorf("reading staged persons: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var p store.StagedPerson
-		if err := rows.Scan(&p.DeliveryID, &p.SourceID, &p.File, &p.Line, &p.OrgCode, &p.LocalID, &p.NHSNumber, &p.FamilyName,
-			&p.GivenName, &p.DateOfBirth, &p.Sex, &p.Postcode, &p.GPPractice, &p.Sensitive, &p.Objection, &p.Address, &p.Email, &p.Phone, &p.PatientID); err != nil {
-			return fmt.Errorf("reading staged persons: %w", err)
-		}
-		if err := fn(p); err != nil {
-			return err
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("reading staged persons: %w", err)
-	}
-	return nil
 }
 
 // StreamItems streams the unmerged staged care items of deliveries with
@@ -270,7 +252,7 @@ func streamItems(ctx context.Context, tx *sql.Tx, itemDeliveries, personDeliveri
 	if err != nil {
 		return err
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT i.delivery_id, i.source_id, i.file, i.line, i.org_code, i.local_id, i.item_id, i.kind,
+	return store.EachStagedItem(ctx, tx, fn, `SELECT i.delivery_id, i.source_id, i.file, i.line, i.org_code, i.local_id, i.item_id, i.kind,
 			i.code_system, i.code, i.display, COALESCE(to_char(i.start_date, 'YYYY-MM-DD'), ''),
 			COALESCE(to_char(i.end_date, 'YYYY-MM-DD'), ''), i.status, COALESCE(`+pid+`, 0) AS pid
 		FROM careindex_ops.staged_item i
@@ -279,24 +261,6 @@ func streamItems(ctx context.Context, tx *sql.Tx, itemDeliveries, personDeliveri
 			ORDER BY sp.org_code, sp.local_id, sp.delivery_id) p ON p.org_code = i.org_code AND p.local_id = i.local_id
 		WHERE i.delivery_id = ANY($1) AND NOT i.merged
 		ORDER BY pid, i.delivery_id, i.line`, pq.Array(itemDeliveries), pq.Array(personDeliveries))
-	if err != nil {
-		return fmt.Errorf("reading staged care items: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var i store.StagedItem
-		if err := rows.Scan(&i.DeliveryID, &i.SourceID, &i.File, &i.Line, &i.OrgCode, &i.LocalID, &i.ItemID, &i.Kind,
-			&i.CodeSystem, &i.Code, &i.Display, &i.StartDate, &i.EndDate, &i.Status, &i.PatientID); err != nil {
-			return fmt.Errorf("reading staged care items: %w", err)
-		}
-		if err := fn(i); err != nil {
-			return err
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("reading staged care items: %w", err)
-	}
-	return nil
 }
 
 // Swap checks the version and makes it live in one transaction.

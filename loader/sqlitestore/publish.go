@@ -399,30 +399,11 @@ func (s *Store) StreamPersons(ctx context.Context, deliveries []int64, fn func(s
 	if err != nil {
 		return err
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT sp.delivery_id, sp.source_id, sp.file, sp.line, sp.org_code, sp.local_id, sp.nhs_number,
+	return store.EachStagedPerson(ctx, s.db, fn, `SELECT sp.delivery_id, sp.source_id, sp.file, sp.line, sp.org_code, sp.local_id, sp.nhs_number,
 			sp.family_name, sp.given_name, COALESCE(sp.date_of_birth, ''), sp.sex, sp.postcode, sp.gp_practice, sp.sensitive, sp.objection,
 			sp.address, sp.email, sp.phone, `+pid+` AS pid
 		FROM ops.staged_person sp WHERE sp.delivery_id IN (`+idList(deliveries)+`) AND sp.merged = 0
 		ORDER BY pid, sp.delivery_id, sp.line`)
-	if err != nil {
-		return fmt.Errorf("reading staged persons: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var p store.StagedPerson
-		if err := rows.Scan(&p.DeliveryID, &p.SourceID, &p.File, &p.Line, &p.OrgCode, &p.LocalID, &p.NHSNumber, &p.FamilyName,
-			&p.GivenName, &p.DateOfBirth, &p.Sex, &p.Postcode, &p.GPPractice, &p.Sensitive, &p.Objection, &p.Address,
-			&p.Email, &p.Phone, &p.PatientID); err != nil {
-			return fmt.Errorf("reading staged persons: %w", err)
-		}
-		if err := fn(p); err != nil {
-			return err
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("reading staged persons: %w", err)
-	}
-	return nil
 }
 
 // StreamItems streams the unmerged staged care items of deliveries with
@@ -437,7 +418,7 @@ func (s *Store) StreamItems(ctx context.Context, itemDeliveries, personDeliverie
 	// has one (SQLite takes a bare column of a min() aggregate from the
 	// row with the minimum), built once and joined: twice as fast as a
 	// lookup per item.
-	rows, err := s.db.QueryContext(ctx, `WITH p AS MATERIALIZED (
+	return store.EachStagedItem(ctx, s.db, fn, `WITH p AS MATERIALIZED (
 			SELECT sp.org_code, sp.local_id, sp.patient_id, min(sp.delivery_id) FROM ops.staged_person sp
 			WHERE sp.delivery_id IN (`+idList(personDeliveries)+`) AND sp.merged = 0 GROUP BY sp.org_code, sp.local_id)
 		SELECT i.delivery_id, i.source_id, i.file, i.line, i.org_code, i.local_id, i.item_id,
@@ -446,24 +427,6 @@ func (s *Store) StreamItems(ctx context.Context, itemDeliveries, personDeliverie
 		FROM ops.staged_item i LEFT JOIN p ON p.org_code = i.org_code AND p.local_id = i.local_id
 		WHERE i.delivery_id IN (`+idList(itemDeliveries)+`) AND i.merged = 0
 		ORDER BY pid, i.delivery_id, i.line`)
-	if err != nil {
-		return fmt.Errorf("reading staged care items: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var i store.StagedItem
-		if err := rows.Scan(&i.DeliveryID, &i.SourceID, &i.File, &i.Line, &i.OrgCode, &i.LocalID, &i.ItemID, &i.Kind,
-			&i.CodeSystem, &i.Code, &i.Display, &i.StartDate, &i.EndDate, &i.Status, &i.PatientID); err != nil {
-			return fmt.Errorf("reading staged care items: %w", err)
-		}
-		if err := fn(i); err != nil {
-			return err
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("reading staged care items: %w", err)
-	}
-	return nil
 }
 
 // withSync runs fn on a connection of its own whose schema synchronous

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"fmt"
 )
 
 // EachRow runs a query and calls fn for every row it returns, to scan it.
@@ -91,4 +92,55 @@ func ScanLinks(m map[string]Link) func(*sql.Rows) error {
 		m[n] = k
 		return nil
 	}
+}
+
+// eachStreamed runs a query and calls fn with each row scan makes of it.
+// Errors of the query and of scanning say what was read; fn's own error is
+// returned as it is.
+func eachStreamed[T any](ctx context.Context, q Querier, what string, scan func(*sql.Rows) (T, error), fn func(T) error,
+	query string, args ...any) error {
+	var fnErr error
+	err := EachRow(ctx, q, func(rows *sql.Rows) error {
+		v, err := scan(rows)
+		if err != nil {
+			return err
+		}
+		fnErr = fn(v)
+		return fnErr
+	}, query, args...)
+	if fnErr != nil {
+		return fnErr
+	}
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", what, err)
+	}
+	return nil
+}
+
+// EachStagedPerson runs a backend's query of staged persons and calls fn
+// for each. The query selects delivery_id, source_id, file, line, org_code,
+// local_id, nhs_number, family_name, given_name, date_of_birth (as text),
+// sex, postcode, gp_practice, sensitive, objection, address, email, phone
+// and the patient id.
+func EachStagedPerson(ctx context.Context, q Querier, fn func(StagedPerson) error, query string, args ...any) error {
+	return eachStreamed(ctx, q, "staged persons", func(rows *sql.Rows) (StagedPerson, error) {
+		var p StagedPerson
+		err := rows.Scan(&p.DeliveryID, &p.SourceID, &p.File, &p.Line, &p.OrgCode, &p.LocalID, &p.NHSNumber, &p.FamilyName,
+			&p.GivenName, &p.DateOfBirth, &p.Sex, &p.Postcode, &p.GPPractice, &p.Sensitive, &p.Objection, &p.Address,
+			&p.Email, &p.Phone, &p.PatientID)
+		return p, err
+	}, fn, query, args...)
+}
+
+// EachStagedItem runs a backend's query of staged care items and calls fn
+// for each. The query selects delivery_id, source_id, file, line, org_code,
+// local_id, item_id, kind, code_system, code, display, start_date and
+// end_date (as text), status and the patient id.
+func EachStagedItem(ctx context.Context, q Querier, fn func(StagedItem) error, query string, args ...any) error {
+	return eachStreamed(ctx, q, "staged care items", func(rows *sql.Rows) (StagedItem, error) {
+		var i StagedItem
+		err := rows.Scan(&i.DeliveryID, &i.SourceID, &i.File, &i.Line, &i.OrgCode, &i.LocalID, &i.ItemID, &i.Kind,
+			&i.CodeSystem, &i.Code, &i.Display, &i.StartDate, &i.EndDate, &i.Status, &i.PatientID)
+		return i, err
+	}, fn, query, args...)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -89,5 +90,46 @@ func TestQueryMapAndGroups(t *testing.T) {
 	err = store.EachRow(ctx, db, func(*sql.Rows) error { calls++; return stop }, q)
 	if !errors.Is(err, stop) || calls != 1 {
 		t.Errorf("EachRow after a failing row: %v, %d calls", err, calls)
+	}
+}
+
+// TestEachStaged: staged rows scan into persons and items; the callback's
+// error comes back as it is, the query's says what was being read.
+func TestEachStaged(t *testing.T) {
+	ctx := context.Background()
+	db := sqliteDB(t, `SELECT 1`)
+	const person = `SELECT 7, 'gp-patients', 'p.csv', 12, 'D81001', 'L1', '9434765919', 'SMITH', 'ANN', '1980-01-02', 'female',
+		'CB1 1AA', 'D81001', 1, 'objects', '1 HIGH ST', 'a@example.org', '01632 000000', 42`
+	var got []store.StagedPerson
+	if err := store.EachStagedPerson(ctx, db, func(p store.StagedPerson) error { got = append(got, p); return nil }, person); err != nil {
+		t.Fatal(err)
+	}
+	var want store.StagedPerson
+	want.DeliveryID, want.PatientID = 7, 42
+	w := &want.Person
+	w.SourceID, w.File, w.Line, w.OrgCode, w.LocalID, w.NHSNumber = "gp-patients", "p.csv", 12, "D81001", "L1", "9434765919"
+	w.FamilyName, w.GivenName, w.DateOfBirth, w.Sex, w.Postcode, w.GPPractice = "SMITH", "ANN", "1980-01-02", "female", "CB1 1AA", "D81001"
+	w.Sensitive, w.Objection, w.Address, w.Email, w.Phone = true, "objects", "1 HIGH ST", "a@example.org", "01632 000000"
+	if len(got) != 1 || !reflect.DeepEqual(got[0], want) {
+		t.Errorf("persons %+v, want %+v", got, want)
+	}
+	var items []store.StagedItem
+	err := store.EachStagedItem(ctx, db, func(i store.StagedItem) error { items = append(items, i); return nil },
+		`SELECT 8, 'gp-problems', 'i.csv', 3, 'D81001', 'L1', 'I9', 'problem', 'snomed', '123', 'Asthma', '2020-01-01', '', 'active', 42`)
+	var wantItem store.StagedItem
+	wantItem.DeliveryID, wantItem.PatientID = 8, 42
+	wi := &wantItem.CareItem
+	wi.SourceID, wi.File, wi.Line, wi.OrgCode, wi.LocalID, wi.ItemID = "gp-problems", "i.csv", 3, "D81001", "L1", "I9"
+	wi.Kind, wi.CodeSystem, wi.Code, wi.Display, wi.StartDate, wi.Status = "problem", "snomed", "123", "Asthma", "2020-01-01", "active"
+	if err != nil || len(items) != 1 || !reflect.DeepEqual(items[0], wantItem) {
+		t.Errorf("items %+v, %v", items, err)
+	}
+	stop := errors.New("the loader stopped")
+	if err := store.EachStagedPerson(ctx, db, func(store.StagedPerson) error { return stop }, person); err != stop {
+		t.Errorf("callback error came back as %v", err)
+	}
+	if err := store.EachStagedItem(ctx, db, func(store.StagedItem) error { return nil }, `SELECT * FROM nowhere`); err == nil ||
+		!strings.HasPrefix(err.Error(), "reading staged care items: ") {
+		t.Errorf("query error %v", err)
 	}
 }
