@@ -523,6 +523,9 @@ func (s *Store) Status(ctx context.Context, n int) (store.Status, error) {
 		st.Runs = append(st.Runs, r)
 	}
 	rows.Close()
+	if err := rows.Err(); err != nil {
+		return st, fmt.Errorf("reading runs: %w", err)
+	}
 	for i := range st.Runs {
 		srows, err := s.db.QueryContext(ctx, `SELECT source_id, org_code, status, COALESCE(delivery_id, 0), delivery, rows_in, loaded,
 			quarantined, withheld, merged, pending, duplicates, stale, error FROM careindex_ops.run_source WHERE run_id = $1 ORDER BY source_id`, st.Runs[i].RunID)

@@ -44,6 +44,9 @@ func (s *Store) Compliance(ctx context.Context, runID int64) (store.Compliance, 
 		c.Withheld = append(c.Withheld, w)
 	}
 	rows.Close()
+	if err := rows.Err(); err != nil {
+		return c, fmt.Errorf("reading withheld counts: %w", err)
+	}
 	orows, err := s.db.QueryContext(ctx, `SELECT patient_id, reason, authorised_by, valid_from, valid_to, scope
 		FROM careindex_ops.override_applied WHERE run_id = $1 ORDER BY patient_id, valid_from`, c.RunID)
 	if err != nil {
