@@ -10,7 +10,10 @@
 // cannot be read, the connection is lost, the context is cancelled).
 package rowsource
 
-import "context"
+import (
+	"context"
+	"strings"
+)
 
 // Row is one raw record of a delivery.
 type Row struct {
@@ -44,4 +47,24 @@ type Reader interface {
 	Err() error
 	// Close releases the file, workbook or connection behind the reader.
 	Close() error
+}
+
+// CSVRecord writes values as one RFC 4180 record (no line ending), for
+// Row.Raw of a delivery that is not text: a value is quoted when it holds a
+// comma, a quote or a line break, or starts or ends with a space.
+func CSVRecord(values []string) string {
+	var b strings.Builder
+	for i, v := range values {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		if v == "" || !strings.ContainsAny(v, ",\"\r\n") && v[0] != ' ' && v[len(v)-1] != ' ' {
+			b.WriteString(v)
+			continue
+		}
+		b.WriteByte('"')
+		b.WriteString(strings.ReplaceAll(v, `"`, `""`))
+		b.WriteByte('"')
+	}
+	return b.String()
 }

@@ -106,7 +106,7 @@ func (r *reader) Next(ctx context.Context) bool {
 			values[i] = strings.ReplaceAll(strings.ToValidUTF8(v, "\uFFFD"), "\x00", "\uFFFD")
 		}
 	}
-	r.row.Raw = csvRecord(values)
+	r.row.Raw = rowsource.CSVRecord(values)
 	return true
 }
 
@@ -166,22 +166,4 @@ func Format(v any) string {
 	default:
 		return fmt.Sprint(v)
 	}
-}
-
-// csvRecord writes values as one RFC 4180 record, for Row.Raw.
-func csvRecord(values []string) string {
-	var b strings.Builder
-	for i, v := range values {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		if v == "" || !strings.ContainsAny(v, ",\"\r\n") && v[0] != ' ' && v[len(v)-1] != ' ' {
-			b.WriteString(v)
-			continue
-		}
-		b.WriteByte('"')
-		b.WriteString(strings.ReplaceAll(v, `"`, `""`))
-		b.WriteByte('"')
-	}
-	return b.String()
 }

@@ -243,7 +243,7 @@ func (r *reader) Next(ctx context.Context) bool {
 		if err != nil {
 			// The cells of this row could not be read; the iterator
 			// carries on at the next row.
-			r.row = rowsource.Row{File: r.file, Line: r.rowNum, Values: make([]string, len(r.header)), Raw: csvRecord(cells), Err: err}
+			r.row = rowsource.Row{File: r.file, Line: r.rowNum, Values: make([]string, len(r.header)), Raw: rowsource.CSVRecord(cells), Err: err}
 			return true
 		}
 		if isBlank(cells) {
@@ -263,7 +263,7 @@ func (r *reader) setRow(cells []string) {
 			values[i] = strings.TrimSpace(v)
 		}
 	}
-	r.row = rowsource.Row{File: r.file, Line: r.rowNum, Values: values, Raw: csvRecord(cells)}
+	r.row = rowsource.Row{File: r.file, Line: r.rowNum, Values: values, Raw: rowsource.CSVRecord(cells)}
 	for i := len(r.header); i < len(cells); i++ {
 		if strings.TrimSpace(cells[i]) != "" {
 			col, _ := excelize.ColumnNumberToName(i + 1)
@@ -300,22 +300,4 @@ func (r *reader) Close() error {
 		return fmt.Errorf("%s: close: %w", r.file, wbErr)
 	}
 	return nil
-}
-
-// csvRecord writes values as one RFC 4180 record, for Row.Raw.
-func csvRecord(values []string) string {
-	var b strings.Builder
-	for i, v := range values {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		if v == "" || !strings.ContainsAny(v, ",\"\r\n") && v[0] != ' ' && v[len(v)-1] != ' ' {
-			b.WriteString(v)
-			continue
-		}
-		b.WriteByte('"')
-		b.WriteString(strings.ReplaceAll(v, `"`, `""`))
-		b.WriteByte('"')
-	}
-	return b.String()
 }
