@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
-	"encoding/csv"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math"
 	"os"
 	"os/exec"
@@ -19,6 +17,7 @@ import (
 	_ "modernc.org/sqlite"
 
 	"github.com/careindex/careindex/cmd/careindex/cli"
+	"github.com/careindex/careindex/fixtures/csvtable"
 	"github.com/careindex/careindex/loader/sqlitestore"
 	"github.com/careindex/careindex/schedules/config"
 	"github.com/careindex/careindex/transform/match"
@@ -110,31 +109,9 @@ func (q *qualityRun) ops(t *testing.T, query string) int64 {
 // readTruth reads a CSV's id column and entity (the truth) for every row.
 func readTruth(t *testing.T, path string, entity func(row map[string]string) (id, ent string)) map[string]string {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	r := csv.NewReader(f)
-	r.TrimLeadingSpace = true
-	header, err := r.Read()
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := map[string]string{}
-	for {
-		rec, err := r.Read()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		row := map[string]string{}
-		for i, h := range header {
-			row[strings.TrimSpace(h)] = strings.TrimSpace(rec[i])
-		}
-		id, ent := entity(row)
+	for _, row := range csvtable.Read(t, path, true) {
+		id, ent := entity(row.Col)
 		out[id] = ent
 	}
 	return out

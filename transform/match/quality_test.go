@@ -2,13 +2,12 @@ package match
 
 import (
 	"context"
-	"encoding/csv"
 	"fmt"
-	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/careindex/careindex/fixtures/csvtable"
 )
 
 const vectors = "../../fixtures/vectors"
@@ -16,35 +15,10 @@ const vectors = "../../fixtures/vectors"
 // readCSV reads a CSV file with a header into maps, trimming every field
 // (FEBRL files put a space before each value).
 func readCSV(t testing.TB, path string) []map[string]string {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	r := csv.NewReader(f)
-	r.TrimLeadingSpace = true
-	header, err := r.Read()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range header {
-		header[i] = strings.TrimSpace(header[i])
-	}
-	var out []map[string]string
-	for {
-		rec, err := r.Read()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		m := map[string]string{}
-		for i, v := range rec {
-			m[header[i]] = strings.TrimSpace(v)
-		}
-		out = append(out, m)
+	rows := csvtable.Read(t, path, true)
+	out := make([]map[string]string, len(rows))
+	for i, r := range rows {
+		out[i] = r.Col
 	}
 	return out
 }

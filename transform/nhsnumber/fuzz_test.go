@@ -18,10 +18,10 @@ func FuzzParse(f *testing.F) {
 		f.Add(s, true)
 	}
 	for _, r := range readVectors(f, "nhs_numbers.csv") {
-		f.Add(r.col["nhs_number"], false)
+		f.Add(r.Col["nhs_number"], false)
 	}
 	for _, r := range readVectors(f, "nhs_number_formats.csv") {
-		f.Add(r.col["input"], false)
+		f.Add(r.Col["input"], false)
 	}
 	sentinels := []error{nhsnumber.ErrFormat, nhsnumber.ErrCheckDigit, nhsnumber.ErrPlaceholder, nhsnumber.ErrTestRange}
 	f.Fuzz(func(t *testing.T, s string, allowTest bool) {

@@ -1,53 +1,23 @@
 package nhsnumber_test
 
 import (
-	"encoding/csv"
 	"errors"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/careindex/careindex/fixtures/csvtable"
 	"github.com/careindex/careindex/transform/nhsnumber"
 )
 
 // vectorDir holds the project's copy of the shared NHS number vectors.
 var vectorDir = filepath.Join("..", "..", "fixtures", "vectors", "nhs_numbers")
 
-// vectorRow is one data row of a vector file, keyed by column name, with
-// its 1-based line number (the header is line 1).
-type vectorRow struct {
-	line int
-	col  map[string]string
-}
-
 // readVectors reads a vector CSV with a header row. Fields keep their
 // leading and trailing spaces: they are part of the inputs under test.
-func readVectors(tb testing.TB, name string) []vectorRow {
-	tb.Helper()
-	f, err := os.Open(filepath.Join(vectorDir, name))
-	if err != nil {
-		tb.Fatalf("open vectors: %v", err)
-	}
-	defer f.Close()
-	records, err := csv.NewReader(f).ReadAll()
-	if err != nil {
-		tb.Fatalf("read %s: %v", name, err)
-	}
-	if len(records) < 2 {
-		tb.Fatalf("%s: no data rows", name)
-	}
-	header := records[0]
-	rows := make([]vectorRow, 0, len(records)-1)
-	for i, rec := range records[1:] {
-		m := make(map[string]string, len(header))
-		for j, h := range header {
-			m[h] = rec[j]
-		}
-		rows = append(rows, vectorRow{line: i + 2, col: m})
-	}
-	return rows
+func readVectors(tb testing.TB, name string) []csvtable.Row {
+	return csvtable.Read(tb, filepath.Join(vectorDir, name), false)
 }
 
 // stripSeparators removes spaces and hyphens, as the README does before
@@ -102,9 +72,9 @@ func TestNHSNumbersVectors(t *testing.T) {
 	}
 	rules := map[string]int{}
 	for _, row := range rows {
-		in, rule, mod11 := row.col["nhs_number"], row.col["rule"], row.col["mod11_on_digits"]
+		in, rule, mod11 := row.Col["nhs_number"], row.Col["rule"], row.Col["mod11_on_digits"]
 		rules[rule]++
-		name := strings.Join([]string{"line", strconv.Itoa(row.line), rule, strings.ReplaceAll(in, " ", "_")}, "/")
+		name := strings.Join([]string{"line", strconv.Itoa(row.Line), rule, strings.ReplaceAll(in, " ", "_")}, "/")
 		t.Run(name, func(t *testing.T) {
 			digits := stripSeparators(in)
 			// The vectors' own mod-11 column must agree with ours.
@@ -151,7 +121,7 @@ func TestNHSNumbersVectors(t *testing.T) {
 				}
 			}
 
-			valid := row.col["valid"] == "true"
+			valid := row.Col["valid"] == "true"
 			switch {
 			case rule == "checksum":
 				if got := nhsnumber.Valid(in); got != valid {
@@ -291,8 +261,8 @@ func TestNHSNumberFormatsVectors(t *testing.T) {
 	}
 	for i, row := range rows {
 		d := formatDecisions[i]
-		in, op, expected := row.col["input"], shortOp(row.col["operation"]), row.col["expected"]
-		t.Run("line"+strconv.Itoa(row.line)+"/"+op+"/"+strings.ReplaceAll(in, " ", "_"), func(t *testing.T) {
+		in, op, expected := row.Col["input"], shortOp(row.Col["operation"]), row.Col["expected"]
+		t.Run("line"+strconv.Itoa(row.Line)+"/"+op+"/"+strings.ReplaceAll(in, " ", "_"), func(t *testing.T) {
 			if d.input != in || d.op != op {
 				t.Fatalf("decision %d is for (%q, %q), vector row is (%q, %q)", i, d.input, d.op, in, op)
 			}
@@ -326,9 +296,9 @@ func TestNHSNumberFormatsVectors(t *testing.T) {
 func TestTestRangeIsNotIssued(t *testing.T) {
 	rows := readVectors(t, "nhs_number_ranges.csv")
 	for _, r := range rows {
-		if r.col["range_start"] <= "9990000000" && "9999999999" <= r.col["range_end"] {
-			if r.col["region"] != "test_synthetic" {
-				t.Fatalf("999 range falls in region %q", r.col["region"])
+		if r.Col["range_start"] <= "9990000000" && "9999999999" <= r.Col["range_end"] {
+			if r.Col["region"] != "test_synthetic" {
+				t.Fatalf("999 range falls in region %q", r.Col["region"])
 			}
 			return
 		}

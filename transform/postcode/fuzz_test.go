@@ -16,10 +16,10 @@ func addSeeds(f *testing.F) {
 		f.Add(s)
 	}
 	for _, r := range readVectors(f, "postcodes.csv") {
-		f.Add(r.col["postcode"])
+		f.Add(r.Col["postcode"])
 	}
 	for _, r := range readVectors(f, "postcode_fix.csv") {
-		f.Add(r.col["input"])
+		f.Add(r.Col["input"])
 	}
 }
 

@@ -1,51 +1,23 @@
 package postcode_test
 
 import (
-	"encoding/csv"
 	"errors"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/careindex/careindex/fixtures/csvtable"
 	"github.com/careindex/careindex/transform/postcode"
 )
 
 // vectorDir holds the project's copy of the shared postcode vectors.
 var vectorDir = filepath.Join("..", "..", "fixtures", "vectors", "postcodes")
 
-// vectorRow is one data row of a vector file, keyed by column name, with
-// its 1-based line number (the header is line 1).
-type vectorRow struct {
-	line int
-	col  map[string]string
-}
-
-func readVectors(tb testing.TB, name string) []vectorRow {
-	tb.Helper()
-	f, err := os.Open(filepath.Join(vectorDir, name))
-	if err != nil {
-		tb.Fatalf("open vectors: %v", err)
-	}
-	defer f.Close()
-	records, err := csv.NewReader(f).ReadAll()
-	if err != nil {
-		tb.Fatalf("read %s: %v", name, err)
-	}
-	if len(records) < 2 {
-		tb.Fatalf("%s: no data rows", name)
-	}
-	header := records[0]
-	rows := make([]vectorRow, 0, len(records)-1)
-	for i, rec := range records[1:] {
-		m := make(map[string]string, len(header))
-		for j, h := range header {
-			m[h] = rec[j]
-		}
-		rows = append(rows, vectorRow{line: i + 2, col: m})
-	}
-	return rows
+// readVectors reads a vector CSV with a header row. Fields keep their
+// leading and trailing spaces: they are part of the inputs under test.
+func readVectors(tb testing.TB, name string) []csvtable.Row {
+	return csvtable.Read(tb, filepath.Join(vectorDir, name), false)
 }
 
 // outcome is what Normalise does with an input: the normalised postcode, or
@@ -85,9 +57,9 @@ func TestPostcodesVectors(t *testing.T) {
 	usedUnasserted := map[string]bool{}
 	counts := map[string]int{}
 	for _, row := range rows {
-		in, kind, valid := row.col["postcode"], row.col["kind"], row.col["valid"]
+		in, kind, valid := row.Col["postcode"], row.Col["kind"], row.Col["valid"]
 		counts[kind+"/"+valid]++
-		t.Run("line"+strconv.Itoa(row.line)+"/"+kind+"/"+strings.ReplaceAll(in, " ", "_"), func(t *testing.T) {
+		t.Run("line"+strconv.Itoa(row.Line)+"/"+kind+"/"+strings.ReplaceAll(in, " ", "_"), func(t *testing.T) {
 			if kind == "outcode" {
 				if got := postcode.ValidOutcode(in); got != (valid == "true") {
 					t.Fatalf("ValidOutcode(%q) = %v, vector says %s", in, got, valid)
@@ -107,9 +79,9 @@ func TestPostcodesVectors(t *testing.T) {
 				usedUnasserted[in] = true
 				want = d
 			case "true":
-				want = outcome{want: row.col["expected_normalised"]}
+				want = outcome{want: row.Col["expected_normalised"]}
 			case "false":
-				note := row.col["note"]
+				note := row.Col["note"]
 				want.err = postcode.ErrFormat
 				if strings.Contains(note, "not allowed in") || strings.Contains(note, "districts") {
 					want.err = postcode.ErrRule
@@ -141,7 +113,7 @@ func TestPostcodesVectors(t *testing.T) {
 					t.Fatalf("IsNormalised(%q) = false", got)
 				}
 			}
-			if n := row.col["expected_normalised"]; n == "NULL" && err == nil {
+			if n := row.Col["expected_normalised"]; n == "NULL" && err == nil {
 				t.Fatalf("vector expects no normalised form, got %q", got)
 			} else if n != "" && n != "NULL" && got != n {
 				t.Fatalf("Normalise(%q) = %q, vector %q", in, got, n)
@@ -156,7 +128,7 @@ func TestPostcodesVectors(t *testing.T) {
 				{"sector", p.Sector}, {"unit", p.Unit},
 			}
 			for _, c := range components {
-				switch exp := row.col[c.col]; exp {
+				switch exp := row.Col[c.col]; exp {
 				case "": // not asserted
 				case "NULL":
 					if c.got != "" {
@@ -215,10 +187,10 @@ func TestFixVectors(t *testing.T) {
 		t.Errorf("postcode_fix.csv has %d data rows, README says 22", len(rows))
 	}
 	for _, row := range rows {
-		in, want := row.col["input"], row.col["expected_fixed"]
-		t.Run("line"+strconv.Itoa(row.line)+"/"+strings.ReplaceAll(in, " ", "_"), func(t *testing.T) {
+		in, want := row.Col["input"], row.Col["expected_fixed"]
+		t.Run("line"+strconv.Itoa(row.Line)+"/"+strings.ReplaceAll(in, " ", "_"), func(t *testing.T) {
 			if got := postcode.Fix(in); got != want {
-				t.Fatalf("Fix(%q) = %q, want %q (%s)", in, got, want, row.col["note"])
+				t.Fatalf("Fix(%q) = %q, want %q (%s)", in, got, want, row.Col["note"])
 			}
 		})
 	}
