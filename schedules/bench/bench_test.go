@@ -214,6 +214,10 @@ func TestBench(t *testing.T) {
 				t.Errorf("in-memory linkage: precision %.4f, recall %.4f, F1 %.4f; floors %.2f, %.2f, %.2f", k.Precision, k.Recall, k.F1,
 					precisionFloor, recallFloor, f1Floor)
 			}
+			// The same records linked with them on disk give the same result.
+			if !ml.OnDisk.Same || ml.OnDisk.Seconds <= 0 {
+				t.Errorf("on-disk linkage %+v: want the in-memory result, timed", ml.OnDisk)
+			}
 
 			// Nothing is left behind.
 			if len(rep.Kept) != 0 {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"time"
 
 	"github.com/careindex/careindex/fixtures/regiongen"
@@ -34,6 +35,20 @@ type MemoryLinkage struct {
 	// Pairs is how many candidate pairs were scored.
 	Pairs   int64   `json:"pairs"`
 	Linkage Linkage `json:"linkage"`
+	// OnDisk is the same records read again and linked by
+	// match.LinkOnDisk, which keeps them in temporary files.
+	OnDisk OnDiskLinkage `json:"on_disk"`
+}
+
+// OnDiskLinkage is match.LinkOnDisk's run on the records of a
+// MemoryLinkage.
+type OnDiskLinkage struct {
+	// Seconds covers reading the records again, preparing them into the
+	// temporary files and linking: LinkOnDisk consumes the stream itself.
+	Seconds float64 `json:"seconds"`
+	// Same says whether its result (clusters, review list and statistics)
+	// is exactly match.Link's.
+	Same bool `json:"same"`
 }
 
 // memoryLinkage measures MemoryLinkage on night 1. Its community export
@@ -74,6 +89,7 @@ func (b *bench) memoryLinkage(ctx context.Context) (MemoryLinkage, error) {
 	var readErr error
 	opts := pipeline.Options{Config: cfg, LookupEnv: lookup}
 	recs := func(yield func(match.Record, error) bool) {
+		persons, seen, readErr = persons[:0], map[string]bool{}, nil
 		for _, src := range cfg.Sources {
 			if src.Kind != "persons" {
 				continue
@@ -119,6 +135,15 @@ func (b *bench) memoryLinkage(ctx context.Context) (MemoryLinkage, error) {
 		return out, fmt.Errorf("linking: %w", err)
 	}
 	out.LinkSeconds = time.Since(started).Seconds()
+	started = time.Now()
+	disk, err := match.LinkOnDisk(ctx, recs, model, cfg.Matching.Thresholds(), match.DiskOptions{Dir: b.scratch})
+	if readErr != nil {
+		return out, readErr
+	}
+	if err != nil {
+		return out, fmt.Errorf("linking on disk: %w", err)
+	}
+	out.OnDisk = OnDiskLinkage{Seconds: time.Since(started).Seconds(), Same: reflect.DeepEqual(disk, res)}
 	out.Records = int64(len(persons))
 	out.Pairs = res.Stats.Compared
 	if out.LinkSeconds > 0 {

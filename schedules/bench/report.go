@@ -35,6 +35,12 @@ func (r Report) WriteText(w io.Writer) error {
 		k := ml.Linkage
 		fmt.Fprintf(ew, "linkage engine in memory (night-01, match.Link, no store): %d records read in %.1f s, linked in %.1f s = %.0f records/min (%d pairs scored); precision %.4f  recall %.4f  F1 %.4f\n",
 			ml.Records, ml.ReadSeconds, ml.LinkSeconds, ml.RecordsPerMinute, ml.Pairs, k.Precision, k.Recall, k.F1)
+		same := "no"
+		if ml.OnDisk.Same {
+			same = "yes"
+		}
+		fmt.Fprintf(ew, "linkage engine on disk (night-01, match.LinkOnDisk, records in temporary files): read again and linked in %.1f s; the same result as in memory: %s\n",
+			ml.OnDisk.Seconds, same)
 	}
 	for _, b := range r.Backends {
 		fmt.Fprintf(ew, "\n%s  (store %s)\n", b.Backend, b.Store)
