@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/lib/pq"
@@ -257,23 +256,15 @@ func (l links) Rekey(ctx context.Context, signature string, keysOf func(match.Re
 			return err
 		}
 		err := store.EachMatchPage(ctx, tx, matchPageFirst, matchPageNext, rekeyPage, func(page []store.MatchRecord) error {
-			var keyRows []store.KeyRow
-			recOrgs, recLocals, recKeys := make([]string, len(page)), make([]string, len(page)), make([]string, len(page))
+			keyRows, recKeys, err := store.RekeyPage(page, keysOf)
+			if err != nil {
+				return err
+			}
+			recOrgs, recLocals := make([]string, len(page)), make([]string, len(page))
 			for i, r := range page {
-				m := r.Record
-				m.ID = store.MatchID(r.OrgCode, r.LocalID)
-				ks := keysOf(m)
-				for _, k := range ks {
-					keyRows = append(keyRows, store.KeyRow{Hash: store.KeyHash(k), RecordRef: r.RecordRef()})
-				}
-				b, err := json.Marshal(ks)
-				if err != nil {
-					return err
-				}
-				recOrgs[i], recLocals[i], recKeys[i] = r.OrgCode, r.LocalID, string(b)
+				recOrgs[i], recLocals[i] = r.OrgCode, r.LocalID
 			}
 			if len(keyRows) > 0 {
-				slices.SortFunc(keyRows, store.CompareKeyRows)
 				hashes, orgs, locals := keyColumns(keyRows)
 				if _, err := tx.ExecContext(ctx, `INSERT INTO careindex_ops.match_key_h (key_hash, org_code, local_id)
 					SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[]) ON CONFLICT DO NOTHING`,

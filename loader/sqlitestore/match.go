@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/careindex/careindex/loader/store"
@@ -255,23 +254,15 @@ func (l links) Rekey(ctx context.Context, signature string, keysOf func(match.Re
 			return err
 		}
 		err := store.EachMatchPage(ctx, tx, matchPageFirst, matchPageNext, rekeyPage, func(page []store.MatchRecord) error {
-			var keyRows []store.KeyRow
+			keyRows, keys, err := store.RekeyPage(page, keysOf)
+			if err != nil {
+				return err
+			}
 			recKeys := make([][3]string, len(page))
 			for i, r := range page {
-				m := r.Record
-				m.ID = store.MatchID(r.OrgCode, r.LocalID)
-				ks := keysOf(m)
-				for _, k := range ks {
-					keyRows = append(keyRows, store.KeyRow{Hash: store.KeyHash(k), RecordRef: r.RecordRef()})
-				}
-				keys, err := jsonArray(ks)
-				if err != nil {
-					return err
-				}
-				recKeys[i] = [3]string{r.OrgCode, r.LocalID, keys}
+				recKeys[i] = [3]string{r.OrgCode, r.LocalID, keys[i]}
 			}
 			if len(keyRows) > 0 {
-				slices.SortFunc(keyRows, store.CompareKeyRows)
 				arr, err := keyRowsJSON(keyRows)
 				if err != nil {
 					return err

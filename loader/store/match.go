@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -189,6 +190,29 @@ func CompareKeyRows(a, b KeyRow) int {
 		return c
 	}
 	return strings.Compare(a.LocalID, b.LocalID)
+}
+
+// RekeyPage works out what Rekey writes for a page of the match state: the
+// key rows of every record under keysOf, sorted (CompareKeyRows), and each
+// record's keys as a JSON array, in page order.
+func RekeyPage(page []MatchRecord, keysOf func(match.Record) []string) ([]KeyRow, []string, error) {
+	var rows []KeyRow
+	keys := make([]string, len(page))
+	for i, r := range page {
+		m := r.Record
+		m.ID = MatchID(r.OrgCode, r.LocalID)
+		ks := keysOf(m)
+		for _, k := range ks {
+			rows = append(rows, KeyRow{Hash: KeyHash(k), RecordRef: r.RecordRef()})
+		}
+		b, err := json.Marshal(ks)
+		if err != nil {
+			return nil, nil, err
+		}
+		keys[i] = string(b)
+	}
+	slices.SortFunc(rows, CompareKeyRows)
+	return rows, keys, nil
 }
 
 // MatchSave is what a backend writes for a SaveMatch call: the records to
